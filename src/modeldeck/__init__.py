@@ -1,0 +1,3 @@
+"""modeldeck: deploy trained models as HTTP endpoints."""
+
+__version__ = "0.1.0"
