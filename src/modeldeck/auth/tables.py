@@ -17,7 +17,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")  # admin | user
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    groups: Mapped[list[Group]] = relationship(  # noqa: F821
+    groups: Mapped[list[Group]] = relationship(
         "Group", secondary="group_members", back_populates="members", lazy="selectin"
     )
 

@@ -7,6 +7,7 @@ others' committed deployments; on SQLite every write transaction already began I
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -77,14 +78,22 @@ def admit(
             f"group {group.name!r} already runs {usage.deployments} of its maximum "
             f"{group.max_deployments} deployments (stopped deployments do not count)"
         )
-    wanted = (
-        ("cpu", usage.cpu + replicas * instance_type.cpu, group.quota_cpu, str),
-        ("memory", usage.memory + replicas * instance_type.memory, group.quota_memory, format_memory),
-        ("gpu", usage.gpu + replicas * instance_type.gpu, group.quota_gpu, str),
+    wanted: tuple[tuple[str, float, float | None, Callable[[float], str]], ...] = (
+        ("cpu", usage.cpu + replicas * instance_type.cpu, group.quota_cpu, _cores),
+        ("memory", usage.memory + replicas * instance_type.memory, group.quota_memory, _bytes),
+        ("gpu", usage.gpu + replicas * instance_type.gpu, group.quota_gpu, _cores),
     )
     for resource, total, limit, fmt in wanted:
         if limit is not None and total > limit + 1e-9:
             raise QuotaExceeded(
                 f"group {group.name!r} {resource} quota exceeded: {replicas} x {instance_type.name} "
-                f"would bring the group to {fmt(total)} of {fmt(limit)}"  # type: ignore[operator]
+                f"would bring the group to {fmt(total)} of {fmt(limit)}"
             )
+
+
+def _cores(value: float) -> str:
+    return f"{value:g}"
+
+
+def _bytes(value: float) -> str:
+    return format_memory(int(value))
