@@ -9,6 +9,8 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from modeldeck.db import Database
+from modeldeck.gateway.routes import RouteTable
+from modeldeck.metrics.store import MetricsStore
 from modeldeck.runtimes.base import Runtime
 from modeldeck.settings import Settings
 
@@ -24,6 +26,8 @@ class Platform:
     runtime: Runtime
     # Wakes the controller for one deployment after a committed spec change.
     wake: Callable[[str], None] = _no_wake
+    routes: RouteTable = field(default_factory=RouteTable)  # the gateway's view, fed by the controller
+    metrics: MetricsStore = field(default_factory=MetricsStore)  # request counters and time series
     extras: dict[str, Any] = field(default_factory=dict)
 
 

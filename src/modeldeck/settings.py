@@ -32,7 +32,9 @@ class Settings:
     session_ttl_s: int = 12 * 3600
     gateway_max_body_bytes: int = 32 * 1024 * 1024
     gateway_upstream_timeout_s: float = 60.0
+    metrics_token: str | None = None  # Bearer token Prometheus may scrape /metrics with (admins always may)
     log_max_bytes: int = 5 * 1024 * 1024
+    cpu_overcommit: float = 4.0  # local runtime: CPU requests may sum to cores x this
     history_limit: int = 100
 
     @property

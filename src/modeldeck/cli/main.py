@@ -24,7 +24,9 @@ def _server(argv: list[str]) -> int:
     )
     app = create_app(settings)
     print(f"modeldeck: serving on {settings.public_base_url} (data dir {settings.data_dir})", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    from modeldeck.gateway.server import SERVER_OPTIONS
+
+    uvicorn.run(app, host=settings.host, port=settings.port, **SERVER_OPTIONS)
     return 0
 
 

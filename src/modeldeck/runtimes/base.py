@@ -54,6 +54,9 @@ class ReplicaSpec:
     gpu: int
     image_pull_secret: str | None = None
     readiness_timeout_s: float = 900.0
+    # Hash of what shapes the replica (image, model, env, resources, pull secret), computed by the
+    # controller; a runtime must report it back on Replica.template (across its own restarts too).
+    template: str = ""
 
     @property
     def name(self) -> str:
@@ -78,6 +81,7 @@ class Replica:
     address: str | None = None  # "host:port" the gateway proxies to, when ready
     reason: str | None = None  # set when state == "failed" (one of FAILURE_REASONS)
     message: str | None = None  # human text, e.g. the last log lines of a failing replica
+    template: str | None = None  # ReplicaSpec.template it was started from; None if unknown
 
     @property
     def ready(self) -> bool:

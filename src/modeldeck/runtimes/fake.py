@@ -4,6 +4,10 @@ Behaviour knobs (per deployment, or for every deployment when ``deployment_id`` 
 ``set_ready(False)`` keeps new replicas starting; ``fail_start(reason, message)`` makes
 ``start_replica`` raise PermanentError; ``crash(...)`` turns running replicas failed;
 ``recover(...)`` makes them ready again. ``auto_ready`` decides whether new replicas come up ready.
+``hold_termination(True)`` keeps stopped replicas "terminating" until ``finish_termination()``
+(a real runtime drains for a while); by default a stopped replica vanishes at once.
+``refuse_start_temporarily(retry_after)`` makes ``start_replica`` raise TemporaryError;
+``mark_ready(name)`` turns one starting replica ready.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from modeldeck.db import utcnow
-from modeldeck.runtimes.base import PermanentError, Replica, ReplicaSpec, ReplicaUsage
+from modeldeck.runtimes.base import PermanentError, Replica, ReplicaSpec, ReplicaUsage, TemporaryError
 
 
 @dataclass
@@ -21,6 +25,7 @@ class _Behaviour:
     auto_ready: bool = True
     fail_reason: str | None = None
     fail_message: str = ""
+    busy_retry_after: float | None = None
 
 
 class FakeRuntime:
@@ -31,6 +36,7 @@ class FakeRuntime:
         self._logs: dict[str, list[str]] = {}
         self._default = _Behaviour(auto_ready=auto_ready)
         self._per_deployment: dict[str, _Behaviour] = {}
+        self._hold_termination = False
         self.runnable_images = runnable_images  # empty: everything is runnable
         self.started: list[str] = []  # every replica name ever started, in order
         self.stopped: list[str] = []
@@ -48,15 +54,33 @@ class FakeRuntime:
                     if rep.state == "starting" and deployment_id in (None, rep.deployment_id):
                         self._replicas[name] = replace(rep, state="ready", address=f"fake:{name}")
 
+    def mark_ready(self, name: str) -> None:
+        with self._lock:
+            rep = self._replicas[name]
+            if rep.state == "starting":
+                self._replicas[name] = replace(rep, state="ready", address=f"fake:{name}")
+
     def fail_start(self, reason: str | None, message: str = "", deployment_id: str | None = None) -> None:
         with self._lock:
             target = self._target(deployment_id)
             target.fail_reason, target.fail_message = reason, message
 
-    def crash(self, deployment_id: str, *, reason: str = "CrashLoop", message: str = "replica crashed") -> None:
+    def refuse_start_temporarily(self, retry_after: float | None, deployment_id: str | None = None) -> None:
+        """start_replica raises TemporaryError(retry_after) until called again with None."""
+        with self._lock:
+            self._target(deployment_id).busy_retry_after = retry_after
+
+    def crash(
+        self,
+        deployment_id: str,
+        *,
+        reason: str = "CrashLoop",
+        message: str = "replica crashed",
+        replica: str | None = None,
+    ) -> None:
         with self._lock:
             for name, rep in self._replicas.items():
-                if rep.deployment_id == deployment_id and rep.state != "terminating":
+                if rep.deployment_id == deployment_id and rep.state != "terminating" and replica in (None, name):
                     self._replicas[name] = replace(
                         rep, state="failed", reason=reason, message=message, restarts=rep.restarts + 1,
                         address=None,
@@ -69,6 +93,10 @@ class FakeRuntime:
                 if rep.deployment_id == deployment_id and rep.state == "failed":
                     self._replicas[name] = replace(rep, state="ready", reason=None, message=None,
                                                    address=f"fake:{name}")
+
+    def hold_termination(self, hold: bool) -> None:
+        with self._lock:
+            self._hold_termination = hold
 
     def finish_termination(self, deployment_id: str | None = None) -> None:
         """Terminating replicas vanish (a real runtime does this after draining)."""
@@ -93,13 +121,15 @@ class FakeRuntime:
             behaviour = self._behaviour(spec.deployment_id)
             if behaviour.fail_reason:
                 raise PermanentError(behaviour.fail_reason, behaviour.fail_message)
+            if behaviour.busy_retry_after is not None:
+                raise TemporaryError("the fake runtime is busy", behaviour.busy_retry_after)
             if spec.name in self._replicas and self._replicas[spec.name].state != "terminating":
                 return
             ready = behaviour.auto_ready
             self._replicas[spec.name] = Replica(
                 name=spec.name, deployment_id=spec.deployment_id, version=spec.version, index=spec.index,
                 state="ready" if ready else "starting", started_at=utcnow(),
-                address=f"fake:{spec.name}" if ready else None,
+                address=f"fake:{spec.name}" if ready else None, template=spec.template,
             )
             self._specs[spec.name] = spec
             self._logs.setdefault(spec.name, []).append(f"started {spec.name} image={spec.image}")
@@ -110,9 +140,12 @@ class FakeRuntime:
             rep = self._replicas.get(name)
             if rep is None:
                 return
-            # Graceful stop is immediate in the fake: the replica is gone once asked to stop.
-            del self._replicas[name]
-            self.stopped.append(name)
+            if rep.state != "terminating":
+                self.stopped.append(name)
+            if self._hold_termination:
+                self._replicas[name] = replace(rep, state="terminating", address=None)
+            else:
+                del self._replicas[name]
 
     def observe(self, deployment_id: str) -> list[Replica]:
         with self._lock:

@@ -44,7 +44,8 @@ def fetch(uri: str, cache_dir: Path, model_roots: Sequence[Path] = ()) -> Path:
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme in ("", "file"):
-        raw = urllib.parse.unquote(parsed.netloc + parsed.path) if scheme == "file" else uri
+        host = "" if parsed.netloc == "localhost" else parsed.netloc
+        raw = urllib.parse.unquote(host + parsed.path) if scheme == "file" else uri
         return local_path(Path(raw), model_roots)
     if scheme not in ("http", "https", "models") and len(scheme) == 1:  # a Windows drive letter
         return local_path(Path(uri), model_roots)

@@ -31,9 +31,7 @@ def xgboost_files(path: Path) -> list[Path]:
 
 
 def lightgbm_files(path: Path) -> list[Path]:
-    return [
-        f for f in find_files(path, LGB_SUFFIXES) if f.suffix.lower() != ".txt" or _head(f, 5) == b"tree\n"
-    ]
+    return [f for f in find_files(path, LGB_SUFFIXES) if f.suffix.lower() != ".txt" or _head(f, 5) == b"tree\n"]
 
 
 def _pick(files: list[Path], path: Path, what: str) -> Path:

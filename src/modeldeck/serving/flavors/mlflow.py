@@ -41,7 +41,7 @@ class MlflowPredictor(Predictor):
             spec = InputSpec(dtype=np.dtype(t.type), n_features=n, ndim=len(shape) or None, allow_nan=True)
         elif schema is not None and schema.has_input_names():
             self.columns = list(schema.input_names())
-            self.types = {c.name: str(c.type) for c in schema.inputs if c.name is not None}
+            self.types = {c.name: str(getattr(c.type, "name", c.type)) for c in schema.inputs if c.name is not None}
             numeric = all(t in NUMERIC for t in self.types.values())
             spec = InputSpec(
                 dtype=np.dtype(np.float64) if numeric else None,

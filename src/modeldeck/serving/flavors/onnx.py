@@ -32,7 +32,7 @@ ORT_TYPES: dict[str, Any] = {
 
 def _as_array(value: Any) -> np.ndarray:
     if isinstance(value, list) and value and isinstance(value[0], dict):  # ZipMap: one dict per row
-        return np.array([list(row.values()) for row in value])
+        return np.array([list(row.values()) for row in value], dtype=np.float32)  # map(*, float)
     return np.asarray(value)
 
 

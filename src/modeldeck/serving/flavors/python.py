@@ -16,7 +16,7 @@ import importlib
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -77,13 +77,14 @@ def load(path: Path, options: LoadOptions) -> Predictor:
         module = importlib.import_module("Model")
     except Exception as e:
         raise ModelLoadError(f"importing Model.py failed: {type(e).__name__}: {e}") from e
-    cls = getattr(module, "Model", None)
-    if not inspect.isclass(cls):
+    cls: Any = getattr(module, "Model", None)
+    if cls is None or not inspect.isclass(cls):
         raise ModelLoadError("Model.py defines no class Model")
+    cls = cast(Any, cls)
     if not callable(getattr(cls, "predict", None)):
         raise ModelLoadError("class Model has no predict(X, feature_names) method")
     try:
-        obj = cls(model_uri=str(folder)) if _accepts(cls.__init__, "model_uri") else cls()
+        obj: Any = cls(model_uri=str(folder)) if _accepts(cls, "model_uri") else cls()
         if callable(getattr(obj, "load", None)):
             obj.load()
     except Exception as e:

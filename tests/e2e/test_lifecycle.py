@@ -1,0 +1,99 @@
+"""Issue acceptance with real processes: create -> Deployed -> predict -> logs -> metrics -> stop/start/delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import Server, replica_processes, setup_group, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def create(server: Server, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "name": "iris", "group": "team", "instance_type": "small", "replicas": 1,
+        "image": "modeldeck/sklearn-server:latest", "model_uri": f"file://{server.model_root}/iris",
+        **overrides,
+    }
+    resp = server.api("POST", "/deployments", json=body)
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())
+
+
+def test_lifecycle_predict_logs_metrics(server: Server, iris_model: tuple[Any, Any, np.ndarray]) -> None:
+    _, model, X = iris_model
+    setup_group(server)
+    dep = create(server)
+    dep_id = dep["id"]
+    dep = server.wait_status(dep_id, "Deployed")
+    assert dep["available_replicas"] == 1
+    assert dep["endpoint"] == f"{server.url}/deployment/{dep_id}/api/v1.0/predictions"
+
+    rows = X[:5]
+    expected = model.predict_proba(rows)
+    v1 = httpx.post(dep["endpoint"], json={"data": {"ndarray": rows.tolist()}})
+    assert v1.status_code == 200, v1.text
+    np.testing.assert_allclose(np.asarray(v1.json()["data"]["ndarray"]), expected, rtol=1e-6)
+
+    v2_body = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
+                           "data": rows.ravel().tolist()}]}
+    v2 = httpx.post(f"{server.url}/deployment/{dep_id}/v2/models/{dep_id}/infer", json=v2_body)
+    assert v2.status_code == 200, v2.text
+    out = v2.json()["outputs"][0]
+    np.testing.assert_allclose(np.asarray(out["data"]).reshape(out["shape"]), expected, rtol=1e-6)
+
+    for _ in range(20):
+        assert httpx.post(dep["endpoint"], json={"data": {"ndarray": rows[:1].tolist()}}).status_code == 200
+
+    replica = server.deployment(dep_id)["replicas_status"][0]["name"]
+    logs = server.api("GET", f"/deployments/{dep_id}/logs", params={"replica": replica, "tail": 50})
+    assert logs.status_code == 200 and logs.headers["content-type"].startswith("text/plain")
+    assert logs.text.strip(), "replica log is empty"
+
+    def traffic_seen() -> bool:
+        m = server.api("GET", f"/deployments/{dep_id}/metrics", params={"window": "5m"}).json()
+        return sum(p[1] for p in m["series"]["requests"] if p[1]) >= 22
+
+    wait_for(traffic_seen, 30, 0.5, "request metrics")
+    prom = httpx.get(f"{server.url}/metrics").text
+    assert f'deployment="{dep_id}"' in prom
+
+    assert server.api("POST", f"/deployments/{dep_id}/stop").status_code == 200
+    server.wait_status(dep_id, "Stopped")
+    assert httpx.post(dep["endpoint"], json={"data": {"ndarray": rows.tolist()}}).status_code == 503
+    assert not replica_processes(server.data_dir)
+
+    assert server.api("POST", f"/deployments/{dep_id}/start").status_code == 200
+    server.wait_status(dep_id, "Deployed")
+    assert httpx.post(dep["endpoint"], json={"data": {"ndarray": rows.tolist()}}).status_code == 200
+
+    assert server.api("DELETE", f"/deployments/{dep_id}").status_code == 204
+    assert server.api("GET", f"/deployments/{dep_id}").status_code == 404
+    wait_for(lambda: httpx.post(dep["endpoint"], json={}).status_code == 404, 15, what="gateway 404")
+    wait_for(lambda: not replica_processes(server.data_dir), 30, what="replicas gone")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"model_uri": "file://{root}/does-not-exist"}, "ModelLoadFailed"),
+        ({"model_uri": "file://{root}/crashing", "image": "modeldeck/python-server:latest"}, "CrashLoop"),
+    ],
+)
+def test_failures_reach_failed(server: Server, overrides: dict[str, str], reason: str) -> None:
+    crashing = server.model_root / "crashing"
+    crashing.mkdir(exist_ok=True)
+    (crashing / "Model.py").write_text(
+        "import os\nclass Model:\n    def __init__(self, *a, **k):\n        pass\n"
+        "    def load(self):\n        os._exit(3)\n    def predict(self, X, names):\n        return X\n"
+    )
+    setup_group(server)
+    body = {k: v.format(root=server.model_root) for k, v in overrides.items()}
+    dep = create(server, **body)
+    failed = server.wait_status(dep["id"], "Failed", timeout=60)
+    assert failed["reason"] == reason, failed
+    assert failed["message"], failed
