@@ -293,7 +293,10 @@ def test_hooks_called_on_change_only_and_their_errors_do_not_break_a_step(
     def broken(*_: object) -> None:
         raise RuntimeError("subscriber bug")
 
-    rec.on_change.extend([broken, lambda _id, d, reps: seen.append((d.status, [r.address or "" for r in reps]))])
+    def record(_id: str, d: Decision | None, reps: list[Replica]) -> None:
+        seen.append((d.status if d else "-", [r.address or "" for r in reps]))
+
+    rec.on_change.extend([broken, record])
     fake_runtime.set_ready(False)
     insert_deployment(platform.db, DEP, group_id)
     rec.reconcile_once(DEP)

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import Server, replica_processes, setup_group, wait_for
+from e2e_support import Server, replica_processes, setup_group, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, replica_processes, setup_group, wait_for
-from tests.e2e.test_lifecycle import create
+from e2e_support import Server, replica_processes, setup_group, wait_for
+from test_lifecycle import create
 
 pytestmark = pytest.mark.slow
 
