@@ -65,13 +65,13 @@ def serve_floor(payload_file: str, port: int) -> None:
     uvicorn.run(Starlette(routes=[Route("/list", page)]), host="127.0.0.1", port=port, log_level="warning")
 
 
-def spawn(mode: str, arg: str, port: int) -> subprocess.Popen[bytes]:
+def spawn(mode: str, arg: str, port: int, probe: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen([sys.executable, __file__, f"--serve-{mode}", arg, str(port)], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1)
             return proc
         except httpx.TransportError:
             time.sleep(0.1)
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="modeldeck-bench-") as tmp:
         port = free_port()
-        server = spawn("modeldeck", tmp, port)
+        server = spawn("modeldeck", tmp, port, "/healthz")
         base = f"http://127.0.0.1:{port}"
         try:
             admin, member = seed(tmp, args.deployments)
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             server.terminate()
             server.wait(timeout=30)
         floor_port = free_port()
-        floor = spawn("floor", str(payload_file), floor_port)
+        floor = spawn("floor", str(payload_file), floor_port, "/list")
         try:
             p50, p95, size = latencies(f"http://127.0.0.1:{floor_port}/list", {}, args.requests)
             rows.append(("floor: plain Starlette, same 50-item JSON from memory",

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.factories import make_user, platform_db
 from conftest import ADMIN_PASSWORD, _reset_postgres, json_of, login
 from modeldeck.app import create_app
 from modeldeck.auth.security import hash_token
@@ -32,6 +33,12 @@ def add_user(
     )
     assert resp.status_code == 201, resp.text
     return login(client, username, password)
+
+
+@pytest.fixture
+def admin(client: TestClient) -> dict[str, str]:
+    """An administrator ("root") with an API token written to the store; login itself is tested below."""
+    return make_user(platform_db(client), "root", role="admin")
 
 
 def tokens_in_db(client: TestClient) -> list[ApiToken]:
@@ -121,7 +128,7 @@ def test_me_lists_groups_and_membership_changes_apply_on_the_next_request(
 ) -> None:
     for name in ("team", "other"):
         assert client.post("/api/v1/groups", headers=admin, json={"name": name}).status_code == 201
-    alice = add_user(client, admin, "alice", groups=("team",))
+    alice = make_user(platform_db(client), "alice", groups=("team",))
     assert client.get("/api/v1/auth/me", headers=alice).json() == {
         "username": "alice",
         "role": "user",
@@ -146,16 +153,17 @@ def test_api_token_is_shown_once_stored_hashed_and_works_as_bearer(client: TestC
     assert set(created) == {"id", "name", "token", "created_at"}
     assert created["name"] == "laptop" and created["token"].startswith("mdk_") and len(created["token"]) > 40
 
-    listed = client.get("/api/v1/tokens", headers=admin).json()
+    resp = client.get("/api/v1/tokens", headers=admin)
+    listed = [t for t in resp.json() if t["id"] == created["id"]]
     assert listed == [{"id": created["id"], "name": "laptop", "created_at": created["created_at"], "expires_at": None}]
-    assert created["token"] not in client.get("/api/v1/tokens", headers=admin).text
+    assert created["token"] not in resp.text and "hash" not in resp.text
 
     row = next(r for r in tokens_in_db(client) if r.id == created["id"])
     assert row.token_hash == hash_token(created["token"]) and row.kind == "api" and row.expires_at is None
     assert created["token"] not in repr(vars(row))
 
     bearer = {"Authorization": f"Bearer {created['token']}"}
-    assert client.get("/api/v1/auth/me", headers=bearer).json()["username"] == "admin"
+    assert client.get("/api/v1/auth/me", headers=bearer).json()["username"] == "root"
     assert client.get("/api/v1/users", headers=bearer).status_code == 200  # acts with the owner's role
 
     assert client.delete(f"/api/v1/tokens/{created['id']}", headers=admin).status_code == 204
@@ -166,9 +174,9 @@ def test_api_token_is_shown_once_stored_hashed_and_works_as_bearer(client: TestC
 
 def test_tokens_are_private_to_their_owner(client: TestClient, admin: dict[str, str]) -> None:
     alice = add_user(client, admin, "alice")
-    bob = add_user(client, admin, "bob")
+    bob = make_user(platform_db(client), "bob")
     mine = client.post("/api/v1/tokens", headers=alice, json={"name": "mine"}).json()
-    assert client.get("/api/v1/tokens", headers=bob).json() == []
+    assert mine["id"] not in client.get("/api/v1/tokens", headers=bob).text
     assert [t["id"] for t in client.get("/api/v1/tokens", headers=alice).json()] == [mine["id"]]
     for other in (bob, admin):  # not even an administrator removes someone else's token
         resp = client.delete(f"/api/v1/tokens/{mine['id']}", headers=other)
@@ -224,7 +232,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for role, user, group in (("member", "alice", "team"), ("outsider", "bob", "other")):
             w.headers[role] = add_user(client, admin, user, groups=(group,))
             w.passwords[role] = f"{user}-password"
-        w.as_admin("POST", "/api/v1/users", json={"username": "carol", "password": "carol-password"})
+        make_user(platform_db(client), "carol")
         w.as_admin(
             "POST", "/api/v1/instance-types", json={"name": "team-small", "cpu": 1, "memory": "1Gi", "groups": ["team"]}
         )
@@ -257,14 +265,19 @@ def _fresh(kind: str, payload: Callable[[str], dict[str, Any]]) -> Callable[[Wor
     return build
 
 
+def _fresh_user(w: World, role: str) -> str:
+    make_user(platform_db(w.client), f"del-{role}")
+    return f"/api/v1/users/del-{role}"
+
+
 def _members_token(w: World, role: str) -> str:
     resp = w.client.post("/api/v1/tokens", headers=w.headers["member"], json={"name": f"for-{role}"})
     return f"/api/v1/tokens/{resp.json()['id']}"
 
 
 def _login_body(w: World, role: str) -> dict[str, str]:
-    user = {"admin": "admin", "member": "alice", "outsider": "bob"}.get(role, "carol")
-    return {"username": user, "password": w.passwords.get(role, "carol-password")}
+    user = {"admin": "admin", "member": "alice", "outsider": "bob"}.get(role, "alice")
+    return {"username": user, "password": w.passwords.get(role, "alice-password")}
 
 
 ALL, AUTHED, ADMIN_ONLY_READ = (200, 200, 200, 200), (200, 200, 200, 401), (200, 403, 403, 401)
@@ -294,7 +307,7 @@ CASES = [
         "DELETE",
         "/api/v1/users/{username}",
         (204, 403, 403, 401),
-        url=_fresh("users", lambda n: {"username": n, "password": "long-enough"}),
+        url=_fresh_user,
     ),
     Case("GET", "/api/v1/groups", AUTHED),
     Case("POST", "/api/v1/groups", (201, 403, 403, 401), body=lambda w, r: {"name": f"new-{r}"}),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import stat
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from modeldeck.app import create_app
 from modeldeck.deployments.tables import Deployment
 from modeldeck.groups.tables import Group
 from modeldeck.runtimes.fake import FakeRuntime
-from modeldeck.secrets.crypto import SecretKeyError, decrypt_password
+from modeldeck.secrets.crypto import SecretKeyError, _load_or_create, decrypt_password
 from modeldeck.secrets.tables import ImagePullSecret
 from modeldeck.settings import Settings
 
@@ -162,3 +164,12 @@ def test_validation_table(client: TestClient, admin: dict[str, str]) -> None:
     for patch in ({"name": "other"}, {"password": None}, {"password": ""}, {"registry": "a b"}):
         resp = client.patch("/api/v1/secrets/regcred", headers=admin, json=patch)
         assert resp.status_code == 422 and json_of(resp)["error"]["code"] == "VALIDATION_ERROR", patch
+
+
+def test_key_file_is_created_once_when_processes_race(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "secret.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: _load_or_create(path), range(16)))
+    assert len(keys) == 1 and keys == {path.read_bytes()}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["secret.key"]  # no temporary files left

@@ -59,7 +59,7 @@ def test_lifecycle_predict_logs_metrics(server: Server, iris_model: tuple[Any, A
         return sum(p[1] for p in m["series"]["requests"] if p[1]) >= 22
 
     wait_for(traffic_seen, 30, 0.5, "request metrics")
-    prom = httpx.get(f"{server.url}/metrics").text
+    prom = httpx.get(f"{server.url}/metrics", headers=server.headers).text
     assert f'deployment="{dep_id}"' in prom
 
     assert server.api("POST", f"/deployments/{dep_id}/stop").status_code == 200

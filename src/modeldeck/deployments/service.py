@@ -60,9 +60,13 @@ def locked(
     return load(session, caller=caller, deployment_id=deployment_id, for_update=True), group
 
 
-def _check_changes(session: Session, *, platform: Platform, group_id: int, changes: dict[str, Any]) -> None:
-    """Validate the spec fields that change (unchanged ones were valid when written)."""
-    if "instance_type" in changes:
+def _check_changes(
+    session: Session, *, platform: Platform, group_id: int, changes: dict[str, Any], admitting: bool
+) -> None:
+    """Validate the spec fields that change (unchanged ones were valid when written).
+
+    The instance type is left to admission when there is one (it needs the row anyway)."""
+    if "instance_type" in changes and not admitting:
         usable_instance_type(session, name=changes["instance_type"], group_id=group_id)
     if "image" in changes and (problem := platform.runtime.validate_image(changes["image"])):
         raise ValidationFailed(problem, code="IMAGE_NOT_RUNNABLE")
@@ -101,11 +105,13 @@ def record(
     message: str,
 ) -> None:
     """A spec change: new history version, generation bump, last modifier; prune old versions."""
-    now = utcnow()
-    if action != "create":
+    if action == "create":
+        now = dep.created_at
+    else:
+        now = utcnow()
         dep.version += 1
         dep.generation += 1
-    dep.updated_at, dep.updated_by = now, caller.username
+        dep.updated_at, dep.updated_by = now, caller.username
     session.add(
         DeploymentVersion(
             deployment_id=dep.id,
@@ -145,10 +151,10 @@ def create(session: Session, *, platform: Platform, caller: Caller, body: Deploy
         "env": dict(body.env),
         "endpoint_access": body.endpoint_access,
     }
-    _check_changes(session, platform=platform, group_id=group.id, changes=spec)
+    _check_changes(session, platform=platform, group_id=group.id, changes=spec, admitting=True)
+    if body.id and _exists(session, body.id):
+        raise Conflict(f"deployment ID {body.id!r} is already in use")
     deployment_id = body.id or _free_id(session, body.name)
-    if _exists(session, deployment_id):
-        raise Conflict(f"deployment ID {deployment_id!r} is already in use")
 
     group = quota.lock_group(session, group.id)
     _admit(session, group=group, instance_type=body.instance_type, replicas=body.replicas, exclude=None)
@@ -236,7 +242,7 @@ def _apply(
     changes = {k: v for k, v in wanted.items() if current[k] != v}
     if not changes:
         return False
-    _check_changes(session, platform=platform, group_id=dep.group_id, changes=changes)
+    _check_changes(session, platform=platform, group_id=dep.group_id, changes=changes, admitting=not dep.stopped)
     if not dep.stopped:
         assert group is not None
         _admit(

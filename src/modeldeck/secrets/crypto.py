@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _load_or_create(path: Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written under a private name, then linked into place: two processes starting together
         # cannot both create a key, and nobody ever reads a half-written file.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, Fernet.generate_key())

@@ -1,10 +1,12 @@
 """Adaptive batching: concurrent requests share one model call.
 
 Requests queue; one worker task takes what is queued (up to `max_rows` rows, same column layout and
-feature names), makes ONE predict call and hands each request its rows. It waits (at most `max_wait_s`)
-only while other requests are known to be on their way (received, still being decoded), so a lone
-request never waits. Fast models run inline on the event loop (a thread hand-off costs more than the
-call); slow ones in one worker thread, while the loop keeps reading and queueing the next batch.
+feature names), makes ONE predict call and hands each request its rows. Before a call it may wait, at
+most `max_wait_s`, for requests it has reason to expect: as many as the previous call served (the
+clients it answered come back together) or those already received and being decoded. A lone client
+(previous call: one request) never waits; when concurrency drops, one call waits once.
+Fast models run inline on the event loop (a thread hand-off costs more than the call); slow ones in
+one worker thread, while the loop keeps reading and queueing the next batch.
 If a batched call fails, or answers a different number of rows, each request is retried alone so one
 bad request cannot fail its neighbours.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,11 @@ import numpy as np
 
 PredictFn = Callable[[np.ndarray, list[str] | None], list[np.ndarray]]
 Result = list[np.ndarray]
+
+
+def _release(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class _Item:
@@ -54,7 +60,11 @@ class Batcher:
         self.on_batch = on_batch
         self.coming = 0  # requests received and being decoded: they will submit soon
         self._pending: deque[_Item] = deque()
+        self._pending_rows = 0
+        self._last_n = 1  # requests in the previous call
         self._wake: asyncio.Future[None] | None = None
+        self._enough: asyncio.Future[None] | None = None
+        self._target = 0
         self._task: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="predict", initializer=thread_init) if in_thread else None
 
@@ -71,16 +81,26 @@ class Batcher:
             if not item.fut.done():
                 item.fut.set_exception(RuntimeError("server shutting down"))
         self._pending.clear()
+        self._pending_rows = 0
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
     def submit(self, X: np.ndarray, names: list[str] | None) -> asyncio.Future[Result]:
         """Queue rows for prediction; the future gets one array per model output (this request's rows)."""
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(X, names, fut))
+        item = _Item(X, names, fut)
+        self._pending.append(item)
+        self._pending_rows += item.rows
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+        enough = self._enough
+        if (
+            enough is not None
+            and not enough.done()
+            and (len(self._pending) >= self._target or self._pending_rows >= self.max_rows)
+        ):
+            enough.set_result(None)
         return fut
 
     async def call(self, fn: Callable[[], Any]) -> Any:
@@ -97,11 +117,12 @@ class Batcher:
                 self._wake = loop.create_future()
                 await self._wake
                 self._wake = None
-            if self.coming and self.max_wait_s and self.batchable:
-                deadline = time.perf_counter() + self.max_wait_s
-                while self.coming and self._rows() < self.max_rows and time.perf_counter() < deadline:
-                    await asyncio.sleep(0)
+            if self.batchable and self.max_wait_s:
+                target = max(self._last_n, len(pending) + self.coming)
+                if len(pending) < target and self._pending_rows < self.max_rows:
+                    await self._wait_for(loop, target)
             batch = self._take()
+            self._last_n = len(batch)
             try:
                 await self._predict_batch(batch)
             except Exception as e:  # never let the worker die
@@ -109,12 +130,20 @@ class Batcher:
                     if not item.fut.done():
                         item.fut.set_exception(e)
 
-    def _rows(self) -> int:
-        return sum(item.rows for item in self._pending)
+    async def _wait_for(self, loop: asyncio.AbstractEventLoop, target: int) -> None:
+        enough: asyncio.Future[None] = loop.create_future()
+        self._enough, self._target = enough, target
+        timer = loop.call_later(self.max_wait_s, _release, enough)
+        try:
+            await enough
+        finally:
+            timer.cancel()
+            self._enough = None
 
     def _take(self) -> list[_Item]:
         pending = self._pending
         first = pending.popleft()
+        self._pending_rows -= first.rows
         batch = [first]
         if not self.batchable or not pending:
             return batch
@@ -127,6 +156,7 @@ class Batcher:
             if item.key == key:
                 batch.append(item)
                 rows += item.rows
+                self._pending_rows -= item.rows
             else:
                 skipped.append(item)
         pending.extendleft(reversed(skipped))
