@@ -389,7 +389,8 @@ def wait_and_check(server: Server, url: str, model: Model, proc: Process, timeou
 
 
 def run_wrk(wrk: str, url: str, script: Path, conns: int, seconds: float) -> dict[str, Any]:
-    cmd = ["taskset", "-c", CLIENT_CPU, wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url]
+    duration = f"-d{max(1, round(seconds))}s"
+    cmd = ["taskset", "-c", CLIENT_CPU, wrk, "-t1", f"-c{conns}", duration, "--latency", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:

@@ -5,25 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from modeldeck.app import create_app
 from modeldeck.runtimes.fake import FakeRuntime
 from modeldeck.settings import Settings
-
-ADMIN_PASSWORD = "admin-pass-for-tests"
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+from support import ADMIN_PASSWORD, _reset_postgres, login
 
 
 @pytest.fixture
@@ -59,18 +48,6 @@ def client(settings: Settings, fake_runtime: FakeRuntime) -> Iterator[TestClient
         yield c
 
 
-def login(client: TestClient, username: str, password: str) -> dict[str, str]:
-    resp = client.post("/api/v1/auth/login", json={"username": username, "password": password})
-    assert resp.status_code == 200, resp.text
-    client.cookies.clear()  # tests authenticate explicitly, per request
-    return {"Authorization": f"Bearer {resp.json()['token']}"}
-
-
 @pytest.fixture
 def admin(client: TestClient) -> dict[str, str]:
     return login(client, "admin", ADMIN_PASSWORD)
-
-
-def json_of(resp: Any) -> Any:
-    assert resp.headers["content-type"].startswith("application/json"), resp.text
-    return resp.json()

@@ -6,7 +6,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,7 +63,7 @@ def set_group(db: Database, name: str, **values: Any) -> None:
             setattr(group, key, value)
 
 
-def make_user(db: Database, username: str, *, role: str = "user", groups: tuple[str, ...] = ()) -> Headers:
+def make_user(db: Database, username: str, *, role: str = "user", groups: Sequence[str] = ()) -> Headers:
     """A user with an API token; returns the Bearer header (the token exists only here)."""
     token = new_token("mdk")
     with db.write() as session:
@@ -83,7 +83,7 @@ def make_instance_type(
     cpu: float = 1.0,
     memory: str = "1Gi",
     gpu: int = 0,
-    groups: tuple[str, ...] = (),
+    groups: Sequence[str] = (),
 ) -> None:
     """Global unless ``groups`` names the groups that may use it."""
     with db.write() as session:

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.factories import make_user, platform_db
-from conftest import ADMIN_PASSWORD, _reset_postgres, json_of, login
 from modeldeck.app import create_app
 from modeldeck.auth.security import hash_token
 from modeldeck.auth.tables import ApiToken
 from modeldeck.runtimes.fake import FakeRuntime
 from modeldeck.settings import Settings
+from support import ADMIN_PASSWORD, _reset_postgres, json_of, login
 
 
 def add_user(

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.factories import make_user, platform_db
-from conftest import json_of
 from modeldeck.deployments.tables import Deployment
 from modeldeck.groups.tables import Group
+from support import json_of
 
 FULL = {
     "name": "team-a",

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.factories import make_user, platform_db
-from conftest import json_of
 from modeldeck.deployments.tables import Deployment
 from modeldeck.errors import ValidationFailed
 from modeldeck.groups.tables import Group
 from modeldeck.instance_types.service import usable_instance_type
+from support import json_of
 
 GPU = {
     "name": "gpu-1",

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.factories import make_user, platform_db
-from conftest import json_of
 from modeldeck.app import create_app
 from modeldeck.deployments.tables import Deployment
 from modeldeck.groups.tables import Group
@@ -21,6 +20,7 @@ from modeldeck.runtimes.fake import FakeRuntime
 from modeldeck.secrets.crypto import SecretKeyError, _load_or_create, decrypt_password
 from modeldeck.secrets.tables import ImagePullSecret
 from modeldeck.settings import Settings
+from support import json_of
 
 REGCRED = {"name": "regcred", "registry": "ghcr.io", "username": "robot", "password": "s3cr3t-Passw0rd"}
 

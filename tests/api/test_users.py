@@ -7,8 +7,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import ADMIN_PASSWORD, json_of, login
 from modeldeck.auth.tables import User
+from support import ADMIN_PASSWORD, json_of, login
 
 
 def user_row(client: TestClient, username: str) -> User | None:

@@ -107,7 +107,8 @@ class Server:
         try:
             return dict(wait_for(settled, timeout, 0.1, f"{deployment_id} {status}"))
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nnow: {self.deployment(deployment_id)}\nserver log:\n{self.log_tail()}") from None
+            now = self.deployment(deployment_id)
+            raise AssertionError(f"{exc}\nnow: {now}\nserver log:\n{self.log_tail()}") from None
 
 
 def replica_processes(data_dir: Path) -> list[psutil.Process]:

@@ -7,7 +7,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-
 from e2e_support import Server, replica_processes, setup_group, wait_for
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from e2e_support import Server, replica_processes, setup_group, wait_for
 from test_lifecycle import create
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -79,6 +80,7 @@ class Echo:
             "query": scope["query_string"].decode(),
             "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
             "header_list": [[k.decode(), v.decode()] for k, v in scope["headers"]],
+            "client_port": scope["client"][1],
             "body_length": len(body),
             "body": body[:200].decode(errors="replace"),
         }
@@ -111,6 +113,40 @@ def serve(app: Any, *, port: int | None = None, keep_alive_s: int = 5, http: Any
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+class AnswersOncePerConnection(socketserver.StreamRequestHandler):
+    """Answers the first request on a connection, then closes it when the next one arrives, unanswered:
+    what a keep-alive connection that the upstream closes as the gateway reuses it looks like."""
+
+    connections = 0
+
+    def handle(self) -> None:
+        type(self).connections += 1
+        length = 0
+        while (line := self.rfile.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        self.rfile.read(length)
+        body = b'{"ok":true}'
+        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                         % (len(body), body))
+        self.wfile.flush()
+        self.rfile.readline()  # the next request: dropped with the connection
+
+
+@contextmanager
+def answers_once() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), AnswersOncePerConnection)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class GatewayServer:

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from gw_support import AnswersOncePerConnection, Echo, GatewayServer, answers_once, closed_address, serve
 
-from gw_support import Echo, GatewayServer, closed_address, serve
 from modeldeck.gateway.routes import Route
 
 TOKEN = "mdc_secret-token-of-the-client"
@@ -249,3 +249,20 @@ def test_requests_are_counted_by_status_code(gw: GatewayServer, http: httpx.Clie
     assert "unknown-1" not in gw.metrics.requests
     snap = stats.snapshot()
     assert (snap.requests, snap.errors_4xx, snap.errors_5xx) == (5, 1, 1)
+
+
+def test_upstream_connections_are_kept_alive_and_reused(gw: GatewayServer, http: httpx.Client, echo_a: Any) -> None:
+    gw.routes.update("d1", route("d1", echo_a[1]))
+    ports = {http.post("/deployment/d1/x", json={"i": i}).json()["client_port"] for i in range(20)}
+    assert len(ports) == 1
+
+
+def test_a_reused_connection_closed_unanswered_is_sent_again_on_a_fresh_one(
+    gw: GatewayServer, http: httpx.Client
+) -> None:
+    with answers_once() as address:
+        gw.routes.update("d1", route("d1", address))
+        for _ in range(3):
+            resp = http.post("/deployment/d1/api/v1.0/predictions", json={"x": 1})
+            assert resp.status_code == 200 and resp.json() == {"ok": True}
+        assert AnswersOncePerConnection.connections == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -157,3 +158,31 @@ def test_stop_fails_queued_requests() -> None:
             await fut
 
     run(go())
+
+
+def test_after_a_shared_call_it_waits_for_as_many_requests() -> None:
+    model = CountingModel()
+
+    async def go() -> tuple[float, float]:
+        b = Batcher(model, max_wait_s=0.2)
+        b.start()
+        await asyncio.gather(*(b.submit(rows(i), None) for i in range(3)))  # one call, 3 requests
+        first = b.submit(rows(7), None)  # alone: the two others are expected
+
+        async def later() -> None:
+            await asyncio.sleep(0.02)
+            await asyncio.gather(b.submit(rows(8), None), b.submit(rows(9), None))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(first, later())
+        took = time.perf_counter() - t0
+        lone = time.perf_counter()
+        await b.submit(rows(1), None)  # the last call had 3: waits the full 0.2 s once ...
+        await b.submit(rows(1), None)  # ... and then no more
+        await b.stop()
+        return took, time.perf_counter() - lone
+
+    took, lone = run(go())  # type: ignore[misc]
+    assert model.calls == [3, 3, 1, 1]
+    assert 0.015 < took < 0.15
+    assert 0.15 < lone < 0.35

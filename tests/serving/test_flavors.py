@@ -9,6 +9,7 @@ import pytest
 from serving_helpers import Built
 
 from modeldeck.serving.flavors import LoadOptions, ModelLoadError, detect, load
+from modeldeck.serving.protocols.common import to_array
 
 
 @pytest.mark.parametrize("flavor", ["sklearn", "xgboost", "lightgbm", "onnx", "mlflow", "python"])
@@ -44,8 +45,9 @@ def test_sklearn_text_pipeline_takes_strings(tmp_path: Path) -> None:
     pipe = make_pipeline(CountVectorizer(), MultinomialNB()).fit(texts, labels)
     joblib.dump(pipe, tmp_path / "model.pkl")
     p = load(tmp_path, "auto", LoadOptions())
-    assert p.spec.dtype is None
-    np.testing.assert_array_equal(p.predict(np.array(["good film"]), None)[0], pipe.predict_proba(["good film"]))
+    assert p.spec.dtype == object and p.spec.ndim is None
+    X = to_array(["good film", "bad movie"], p.spec, "data.ndarray")
+    np.testing.assert_array_equal(p.predict(X, None)[0], pipe.predict_proba(["good film", "bad movie"]))
 
 
 def test_a_model_file_uri_works_too(built: dict[str, Built]) -> None:

@@ -34,7 +34,7 @@ def _trimmed(value: str) -> str:
     return clean_text(value).strip()
 
 
-Text = Annotated[str, AfterValidator(clean_text)]
+SecretName = Annotated[str, Field(max_length=64), AfterValidator(clean_text)]
 ShortName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(clean_text)]
 Image = Annotated[str, Field(max_length=512), AfterValidator(_trimmed)]
 ModelUri = Annotated[str, Field(max_length=2048), AfterValidator(_trimmed)]
@@ -97,7 +97,7 @@ class DeploymentCreate(BaseModel):
     replicas: Replicas = 1
     image: Image
     model_uri: ModelUri | None = None
-    image_pull_secret: Annotated[str, Field(max_length=64), AfterValidator(clean_text)] | None = None
+    image_pull_secret: SecretName | None = None
     description: Description | None = ""
     metadata: Metadata = Field(default_factory=dict)
     env: Env = Field(default_factory=dict)
@@ -142,7 +142,7 @@ class DeploymentUpdate(BaseModel):
     replicas: Replicas = _OMITTED
     image: Image = _OMITTED
     model_uri: ModelUri | None = Field(default=None, description="null or \"\" clears it")
-    image_pull_secret: Annotated[str, Field(max_length=64), AfterValidator(clean_text)] | None = Field(
+    image_pull_secret: SecretName | None = Field(
         default=None, description="null or \"\" clears it"
     )
     description: Description | None = None

@@ -43,13 +43,24 @@ async def _reply(send: Send, status: int, body: bytes, ctype: tuple[bytes, bytes
     await send({"type": "http.response.body", "body": body})
 
 
+def _model_error(e: Exception) -> tuple[int, str]:
+    """An exception from the model: ValueError/TypeError mean it rejected the input (400), as do exceptions
+    that carry a 4xx `status_code` (Seldon's SeldonMicroserviceException); anything else is a 500."""
+    status = getattr(e, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 600:
+        return status, f"{type(e).__name__}: {e}"
+    if isinstance(e, ValueError | TypeError):
+        return 400, f"the model rejected the input: {type(e).__name__}: {e}"
+    return 500, f"prediction failed: {type(e).__name__}: {e}"
+
+
 class ServingApp:
     def __init__(
         self,
         name: str,
         load: Loader,
         metrics: Metrics,
-        max_batch_size: int = 256,
+        max_batch_size: int = 2048,
         max_batch_wait_ms: float = 2.0,
         max_body_bytes: int = 64 * 1024 * 1024,
         on_fatal: Callable[[], None] | None = None,
@@ -119,7 +130,8 @@ class ServingApp:
             except BadRequest as e:
                 code, out = e.status, seldon.error(e.status, str(e))
             except Exception as e:
-                code, out = 500, seldon.error(500, f"prediction failed: {type(e).__name__}: {e}")
+                code, message = _model_error(e)
+                out = seldon.error(code, message)
             finally:
                 if coming:
                     b.coming -= 1
@@ -150,7 +162,8 @@ class ServingApp:
             except BadRequest as e:
                 code, out = e.status, oip.error(e.status, str(e))
             except Exception as e:
-                code, out = 500, oip.error(500, f"prediction failed: {type(e).__name__}: {e}")
+                code, message = _model_error(e)
+                out = oip.error(code, message)
             finally:
                 if coming:
                     b.coming -= 1

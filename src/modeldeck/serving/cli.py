@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "predict", "predict_proba", "decision_function"),
         help="scikit-learn method (default auto: predict_proba where the model has it; env MODELDECK_PREDICT_METHOD)",
     )
-    p.add_argument("--max-batch-size", type=int, default=256, help="rows per model call (1 turns batching off)")
+    p.add_argument("--max-batch-size", type=int, default=2048, help="rows per model call (1 turns batching off)")
     p.add_argument("--max-batch-wait-ms", type=float, default=2.0, help="longest wait for requests already arriving")
     p.add_argument("--predict-in-thread", default="auto", choices=("auto", "yes", "no"))
     p.add_argument("--max-body-mb", type=float, default=64.0)

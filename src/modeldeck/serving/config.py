@@ -17,7 +17,7 @@ class ServeConfig:
     model_roots: tuple[Path, ...] = ()
     cache_dir: Path = field(default_factory=lambda: Path(".modeldeck/model-cache"))
     method: str = "auto"
-    max_batch_size: int = 256
+    max_batch_size: int = 2048
     max_batch_wait_ms: float = 2.0
     predict_in_thread: str = "auto"  # auto | yes | no
     max_body_bytes: int = 64 * 1024 * 1024

@@ -86,7 +86,7 @@ def run_worker(cfg: ServeConfig, sock: socket.socket, metrics: Metrics) -> int:
         log_level="warning",
         server_header=False,
         backlog=2048,
-        timeout_graceful_shutdown=int(cfg.graceful_timeout_s) or None,
+        timeout_graceful_shutdown=max(1, round(cfg.graceful_timeout_s)),
     )
     server = _Server(config)
     server.run(sockets=[sock])

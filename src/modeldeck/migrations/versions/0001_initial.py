@@ -1,7 +1,7 @@
 """initial
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 09:25:51.252917
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +37,18 @@ class LoadOptions:
 
 
 def cpu_threads(workers: int) -> int:
-    """CPUs this process may run on (honours taskset/cgroup affinity), shared between workers."""
+    """CPUs this process may use (taskset/cpuset affinity, capped by a cgroup v2 CPU quota such as a
+    Kubernetes CPU limit), shared between the workers."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
     return max(1, cpus // max(1, workers))
 
 

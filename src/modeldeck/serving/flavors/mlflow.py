@@ -44,7 +44,7 @@ class MlflowPredictor(Predictor):
             self.types = {c.name: str(getattr(c.type, "name", c.type)) for c in schema.inputs if c.name is not None}
             numeric = all(t in NUMERIC for t in self.types.values())
             spec = InputSpec(
-                dtype=np.dtype(np.float64) if numeric else None,
+                dtype=np.dtype(np.float64) if numeric else np.dtype(object),
                 n_features=len(self.columns),
                 allow_nan=True,
                 feature_names=tuple(self.columns),
@@ -57,7 +57,8 @@ class MlflowPredictor(Predictor):
         import pandas as pd
 
         frame = pd.DataFrame(X, columns=self.columns)
-        casts = {c: NUMERIC[t] for c, t in self.types.items() if t in NUMERIC and t != "double"}
+        as_given = X.dtype == np.float64  # doubles are already doubles; object rows need every cast
+        casts = {c: NUMERIC[t] for c, t in self.types.items() if t in NUMERIC and not (as_given and t == "double")}
         if casts:
             frame = frame.astype(casts)
         return [_to_array(self.model.predict(frame))]

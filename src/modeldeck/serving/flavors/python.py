@@ -73,6 +73,7 @@ def load(path: Path, options: LoadOptions) -> Predictor:
     if not (folder / "Model.py").is_file():
         raise ModelLoadError(f"no Model.py in {folder}")
     sys.path.insert(0, str(folder))
+    sys.modules.pop("Model", None)
     try:
         module = importlib.import_module("Model")
     except Exception as e:

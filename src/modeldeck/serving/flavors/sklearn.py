@@ -74,7 +74,8 @@ class SklearnPredictor(Predictor):
             self._generic()  # takes something else than numbers (a text or categorical pipeline)
 
     def _generic(self) -> None:
-        self.spec = InputSpec(dtype=None, n_features=self.spec.n_features, ndim=None, allow_nan=True)
+        # Not numbers: rows as given (numbers stay numbers, strings strings), for the pipeline to encode.
+        self.spec = InputSpec(dtype=np.dtype(object), n_features=self.spec.n_features, ndim=None, allow_nan=True)
         if getattr(self.model, "feature_names_in_", None) is not None:
             self.predict = self._predict_frame  # type: ignore[method-assign]
 

@@ -52,6 +52,8 @@ def to_array(data: Any, spec: InputSpec, where: str) -> np.ndarray:
     """Nested lists (rows first) → an array the model takes; BadRequest when it cannot be one."""
     if spec.dtype is None:
         return _generic(data, where)
+    if spec.dtype == object:
+        return np.array(data, dtype=object)
     try:
         X = np.array(data, dtype=spec.dtype)
     except (ValueError, TypeError) as e:

@@ -86,8 +86,9 @@ def _tensor(t: Any, i: int, spec: InputSpec) -> tuple[str, np.ndarray]:
     if data is None:
         raise BadRequest(f"{where}: data is missing")
     target = TO_NUMPY[dt]
+    numeric_model = spec.dtype is not None and spec.dtype != object
     if target is object:
-        if spec.dtype is not None:
+        if numeric_model:
             raise BadRequest(f"{where}: BYTES data for a model that takes numbers")
     elif spec.dtype is not None:
         target = spec.dtype
