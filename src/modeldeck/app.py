@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from modeldeck import __version__
 from modeldeck.auth.bootstrap import ensure_admin
@@ -15,7 +14,7 @@ from modeldeck.context import Platform
 from modeldeck.controller.loop import ControllerLoop
 from modeldeck.db import Database
 from modeldeck.deployments.router import router as deployments_router
-from modeldeck.errors import install_error_handlers
+from modeldeck.errors import FastJSONResponse, install_error_handlers
 from modeldeck.gateway.proxy import FastAPIWithGateway, Gateway
 from modeldeck.gateway.publish import RoutePublisher
 from modeldeck.groups.router import router as groups_router
@@ -70,7 +69,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
+        default_response_class=FastJSONResponse,
         lifespan=lifespan,
     )
     app.state.platform = platform

@@ -6,8 +6,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+import orjson
+from starlette.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson (FastAPI's ORJSONResponse is deprecated)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 class ApiError(Exception):
@@ -73,24 +81,24 @@ _HTTP_CODES = {
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_request: Request, exc: ApiError) -> FastJSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return ORJSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
+        return FastJSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_request: Request, exc: RequestValidationError) -> FastJSONResponse:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append({"field": loc, "message": err.get("msg", "invalid")})
         summary = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems)
-        return ORJSONResponse(
+        return FastJSONResponse(
             error_body("VALIDATION_ERROR", summary or "invalid request", problems), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "ERROR")
-        return ORJSONResponse(
+        return FastJSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )

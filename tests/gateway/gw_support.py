@@ -56,7 +56,10 @@ class Echo:
         self.hits.append(path)
         status = 200
         if path == "/metrics":
-            text = f'# TYPE modeldeck_model_predictions_total counter\nmodeldeck_model_predictions_total{{protocol="v1"}} {self.predictions}\n'
+            text = (
+                "# TYPE modeldeck_model_predictions_total counter\n"
+                f'modeldeck_model_predictions_total{{protocol="v1"}} {self.predictions}\n'
+            )
             await _send(send, 200, text.encode(), b"text/plain")
             return
         if path == "/sleep":
