@@ -2,7 +2,7 @@
 through nginx (one worker) proxying to that upstream, in one run.
 
     sudo apt-get install -y nginx wrk      # done by this script when missing (needs root)
-    .venv/bin/python benchmarks/gateway.py [--duration 10] [--rounds 3] [--variants middleware,mount,bare]
+    .venv/bin/python benchmarks/gateway.py [--duration 10] [--rounds 3] [--variants app,middleware,plain]
 
 The upstream is nginx answering a fixed JSON body (faster than either proxy, so the proxy is what is
 measured). Each proxy runs pinned to core 0; wrk and the upstream share core 1. CPU time per request

@@ -55,9 +55,14 @@ def test_lifecycle_predict_logs_metrics(server: Server, iris_model: tuple[Any, A
 
     def traffic_seen() -> bool:
         m = server.api("GET", f"/deployments/{dep_id}/metrics", params={"window": "5m"}).json()
-        return sum(p[1] for p in m["series"]["requests"] if p[1]) >= 22
+        latency_seen = any(v is not None for v in m["latency_ms"]["p50"])
+        return sum(m["requests"]) >= 22 and any(q > 0 for q in m["qps"]) and latency_seen
 
-    wait_for(traffic_seen, 30, 0.5, "request metrics")
+    try:
+        wait_for(traffic_seen, 30, 0.5, "request metrics")
+    except AssertionError:
+        print(server.api("GET", f"/deployments/{dep_id}/metrics", params={"window": "5m"}).text)
+        raise
     prom = httpx.get(f"{server.url}/metrics", headers=server.headers).text
     assert f'deployment="{dep_id}"' in prom
 

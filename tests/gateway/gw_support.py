@@ -136,12 +136,26 @@ class AnswersOncePerConnection(socketserver.StreamRequestHandler):
         self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                          % (len(body), body))
         self.wfile.flush()
+        self.after_answer()
         self.rfile.readline()  # the next request: dropped with the connection
+
+    def after_answer(self) -> None:
+        pass
+
+
+class SendsStrayBytesWhenIdle(AnswersOncePerConnection):
+    """Answers the first request, then, idle, sends an unsolicited 408 and keeps the connection open."""
+
+    def after_answer(self) -> None:
+        time.sleep(0.2)
+        self.wfile.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+        self.wfile.flush()
 
 
 @contextmanager
-def answers_once() -> Iterator[str]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), AnswersOncePerConnection)
+def answers_once(handler: type[AnswersOncePerConnection] = AnswersOncePerConnection) -> Iterator[str]:
+    handler.connections = 0
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

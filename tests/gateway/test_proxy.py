@@ -10,7 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from gw_support import AnswersOncePerConnection, Echo, GatewayServer, answers_once, closed_address, serve
+from gw_support import (
+    AnswersOncePerConnection,
+    Echo,
+    GatewayServer,
+    SendsStrayBytesWhenIdle,
+    answers_once,
+    closed_address,
+    serve,
+)
 
 from modeldeck.gateway.routes import Route
 
@@ -266,3 +274,15 @@ def test_a_reused_connection_closed_unanswered_is_sent_again_on_a_fresh_one(
             resp = http.post("/deployment/d1/api/v1.0/predictions", json={"x": 1})
             assert resp.status_code == 200 and resp.json() == {"ok": True}
         assert AnswersOncePerConnection.connections == 3
+
+
+def test_bytes_on_an_idle_pooled_connection_are_not_taken_for_the_next_answer(
+    gw: GatewayServer, http: httpx.Client
+) -> None:
+    with answers_once(SendsStrayBytesWhenIdle) as address:
+        gw.routes.update("d1", route("d1", address))
+        assert http.post("/deployment/d1/x", json={}).status_code == 200
+        threading.Event().wait(0.4)  # the stray 408 arrives while the connection sits in the pool
+        resp = http.post("/deployment/d1/x", json={})
+        assert resp.status_code == 200 and resp.json() == {"ok": True}
+        assert SendsStrayBytesWhenIdle.connections == 2

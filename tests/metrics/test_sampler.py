@@ -52,9 +52,11 @@ def test_points_from_counters_scrapes_and_usage(replica: tuple[Echo, str]) -> No
     async def scenario() -> None:
         await sampler.start()
         try:
-            echo.predictions = 500  # counted before the first sample: the baseline, not a rate
-            await sampler.sample_once(now=1_000_000.0)
+            # The replica ran before this server: what it answered then is not this interval's work.
+            echo.predictions = 500
             stats = store.stats("d1")
+            stats.record(200, 0.002)  # the gateway's counters start with the process: counted
+            await sampler.sample_once(now=1_000_000.0)
             for _ in range(9):
                 stats.record(200, 0.004)
             stats.record(502, 0.001)
@@ -69,7 +71,8 @@ def test_points_from_counters_scrapes_and_usage(replica: tuple[Echo, str]) -> No
 
     asyncio.run(scenario())
     series = store.series["d1"]
-    first, second = series.fine[0], series.fine[1]
+    start, first, second = series.fine[0], series.fine[1], series.fine[2]
+    assert (start.t, start.requests, start.predictions, start.duration) == (1_000_000, 1, 0, 5.0)
     assert (first.t, first.requests, first.errors_5xx, first.predictions) == (1_000_005, 10, 1, 550 - 500)
     assert first.duration == 5.0
     assert first.p50 is not None and 0.003 <= first.p50 <= 0.004
@@ -77,9 +80,34 @@ def test_points_from_counters_scrapes_and_usage(replica: tuple[Echo, str]) -> No
     assert set(first.replicas) == {name} and first.replicas[name].memory == 0
     assert len(series.coarse) == 1
     minute = series.coarse[0]
-    assert (minute.requests, minute.predictions) == (10, 70)
-    assert minute.t == 1_000_020 and minute.duration == 20.0
+    assert (minute.requests, minute.predictions) == (11, 70)
+    assert minute.t == 1_000_020 and minute.duration == 25.0
     assert store.replica_usage["d1"][name].cpu == 0.0
+
+
+def test_traffic_before_a_deployments_first_sample_is_counted(replica: tuple[Echo, str]) -> None:
+    """A deployment routed between two ticks, used at once: its first point holds that traffic, and a
+    replica that appeared after the first tick counts all its predictions."""
+    echo, address = replica
+    store = MetricsStore()
+    targets: dict[str, list[tuple[str, str]]] = {}
+    sampler = Sampler(store, FakeRuntime(), lambda: targets)
+
+    async def scenario() -> None:
+        await sampler.start()
+        try:
+            await sampler.sample_once(now=2000.0)
+            targets["new"] = [("new-g1-r0", address)]
+            for _ in range(22):
+                store.stats("new").record(200, 0.003)
+            echo.predictions = 27
+            await sampler.sample_once(now=2005.0)
+        finally:
+            await sampler.stop()
+
+    asyncio.run(scenario())
+    [point] = store.series["new"].fine
+    assert (point.requests, point.predictions, point.duration) == (22, 27, 5.0)
 
 
 def test_deployments_that_left_the_route_table_are_forgotten() -> None:

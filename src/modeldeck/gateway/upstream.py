@@ -55,6 +55,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.idle_since = 0.0
         self.deadline = 0.0
+        self.busy = True  # serving an exchange (False while pooled)
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self.reset()
@@ -79,6 +80,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.busy:  # bytes on an idle connection (a "408" before closing, say): not ours to parse
+            self.abort()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
@@ -245,6 +249,7 @@ class UpstreamPool:
             while idle:
                 conn = idle.pop()
                 if now - conn.idle_since < self.idle_timeout_s and not conn.closed:
+                    conn.busy = True
                     return conn
                 conn.abort()
         return None
@@ -254,6 +259,7 @@ class UpstreamPool:
             conn.abort()
             return
         conn.reset()
+        conn.busy = False
         conn.reused = True
         conn.idle_since = self.loop.time()
         idle = self._idle.setdefault(conn.address, [])

@@ -12,7 +12,14 @@ from dataclasses import replace
 
 import httpx
 
-from modeldeck.metrics.store import COARSE_S, FINE_S, MetricsStore, ReplicaPoint, Series, point_between
+from modeldeck.metrics.store import (
+    COARSE_S,
+    FINE_S,
+    MetricsStore,
+    ReplicaPoint,
+    Series,
+    point_between,
+)
 from modeldeck.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,7 @@ class Sampler:
         self._last_scraped: dict[tuple[str, str], float] = {}  # (deployment, replica) -> counter
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
+        self._last_tick: float | None = None
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self.scrape_timeout_s, trust_env=False)
@@ -91,13 +99,18 @@ class Sampler:
         usage = await asyncio.to_thread(self._usage, ids)
         scraped = await self._scrape(targets)
         now = time.time() if now is None else now
+        # The gateway's counters start at zero with this process, so a deployment's first interval is
+        # cut from zero. Replica counters may predate it: those seen at the first tick are a baseline.
+        start = self._last_tick if self._last_tick is not None else now - self.interval_s
+        first_tick = self._last_tick is None
         for dep in ids:
             series = self.store.series.get(dep)
             if series is None:
-                series = self.store.series[dep] = Series()
-            series.predictions += self._prediction_delta(dep, scraped.get(dep, {}))
+                series = self.store.series[dep] = Series(last_fine_t=start, last_coarse_t=start)
+            series.predictions += self._prediction_delta(dep, scraped.get(dep, {}), baseline=first_tick)
             self._cut(series, dep, usage.get(dep, {}), now)
         self.store.replica_usage = usage
+        self._last_tick = now
         live = {(dep, name) for dep, reps in targets.items() for name, _ in reps}
         self._last_scraped = {k: v for k, v in self._last_scraped.items() if k in live}
 
@@ -133,21 +146,23 @@ class Sampler:
             return None
         return parse_counter(resp.text, PREDICTIONS_METRIC)
 
-    def _prediction_delta(self, dep: str, values: Mapping[str, float]) -> int:
+    def _prediction_delta(self, dep: str, values: Mapping[str, float], *, baseline: bool) -> int:
         delta = 0.0
         for name, value in values.items():
             before = self._last_scraped.get((dep, name))
-            # A replica seen for the first time, or restarted (counter went down), counts from zero.
-            delta += value - before if before is not None and value >= before else value
+            if before is None:
+                # A new replica started after the previous tick: all it answered is new.
+                delta += 0 if baseline else value
+            else:
+                delta += value - before if value >= before else value  # went down: it restarted
             self._last_scraped[(dep, name)] = value
         return round(delta)
 
     def _cut(self, series: Series, dep: str, usage: dict[str, ReplicaPoint], now: float) -> None:
         counters = replace(self.store.stats(dep).snapshot(), predictions=series.predictions)
         t = round(now)
-        if series.last_fine is not None:
-            series.fine.append(point_between(series.last_fine, counters, t=t,
-                                             duration=now - series.last_fine_t, replicas=usage))
+        series.fine.append(point_between(series.last_fine, counters, t=t,
+                                         duration=now - series.last_fine_t, replicas=usage))
         series.last_fine, series.last_fine_t = counters, now
         for name, u in usage.items():
             sums = series.usage_sums.setdefault(name, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -158,9 +173,7 @@ class Sampler:
                 sums[3] += 1
                 sums[4] += u.gpu_utilization
                 sums[5] += u.gpu_memory or 0
-        if series.last_coarse is None:
-            series.last_coarse, series.last_coarse_t = counters, now
-        elif now // COARSE_S != series.last_coarse_t // COARSE_S:
+        if now // COARSE_S != series.last_coarse_t // COARSE_S:
             averaged = {
                 name: ReplicaPoint(
                     s[1] / s[0], round(s[2] / s[0]),

@@ -131,8 +131,8 @@ class Series:
 
     fine: deque[Point] = field(default_factory=lambda: deque(maxlen=FINE_POINTS))
     coarse: deque[Point] = field(default_factory=lambda: deque(maxlen=COARSE_POINTS))
-    last_fine: Counters | None = None
-    last_coarse: Counters | None = None
+    last_fine: Counters = field(default_factory=Counters)
+    last_coarse: Counters = field(default_factory=Counters)
     last_fine_t: float = 0.0
     last_coarse_t: float = 0.0
     predictions: int = 0  # monotonic sum of the replicas' prediction counters (resets absorbed)
