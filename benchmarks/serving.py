@@ -1,8 +1,8 @@
 """Model server benchmark: modeldeck's model server beside KServe, MLServer and a plain Starlette
 endpoint, on the same scikit-learn models, in one run.
 
-    .venv/bin/python benchmarks/serving.py              # ~10 s per cell, about 15 minutes in all
-    .venv/bin/python benchmarks/serving.py --quick      # ~3 s per cell
+    .venv/bin/python benchmarks/serving.py              # 10 s per cell, 3 rounds: about 25 minutes
+    .venv/bin/python benchmarks/serving.py --quick      # 3 s per cell, 1 round: about 3 minutes
     .venv/bin/python benchmarks/serving.py --servers modeldeck-v1,starlette --models lr
 
 Peers are installed by this script into their own venvs under benchmarks/.peers/ (gitignored):
@@ -13,9 +13,11 @@ by this script when missing and running as root).
 Models: a logistic regression on iris (4 features) and a 100-tree random forest on 20 synthetic
 features; every server answers predict_proba. Payloads of 1 and 100 rows, wrk with 1 and 16
 connections. Each server runs pinned to one core (taskset), wrk to the other, with BLAS/OpenMP
-threads at 1. Before timing, each server's answers are checked against the in-process model. Every
-cell reports requests/s, p50/p99 latency (wrk) and the server's CPU time per request (from
-/proc/<pid>/stat, steadier than requests/s on a shared machine). With --rounds N, medians.
+threads at 1. Before timing, each server's answers are checked against the in-process model. All
+servers run at once (idle ones cost nothing) and take turns cell by cell, round by round, so they are
+compared under the same machine load. Every cell reports requests/s, p50/p99 latency (wrk) and the
+server's CPU time per request (from /proc/<pid>/stat, steadier than requests/s on a shared machine).
+With --rounds N (default 3), medians.
 """
 
 from __future__ import annotations
@@ -401,57 +403,65 @@ def run_wrk(wrk: str, url: str, script: Path, conns: int, seconds: float) -> dic
 
 
 def measure(args: argparse.Namespace, wrk: str, models: dict[str, Model], names: list[str]) -> dict[str, Any]:
+    """Per model: start every server at once (idle ones cost nothing), then for each cell take turns,
+    round by round, so all servers are measured under the same machine load (the machine may be shared)."""
     results: dict[str, Any] = {}
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(SERVERS[n].process_key or n, []).append(n)
     for model_key in args.models.split(","):
         model = models[model_key]
-        for members in groups.values():
-            first = SERVERS[members[0]]
-            port = free_port()
-            cmd = first.command(model, port, WORK)
-            log = WORK / "logs" / f"{members[0]}-{model.key}.log"
-            proc = Process(cmd, log)
-            try:
-                for n in members:
-                    results.update(measure_server(args, wrk, n, model, port, proc))
-            finally:
+        procs: dict[str, tuple[Process, int]] = {}
+        try:
+            for n in names:
+                key = SERVERS[n].process_key or n
+                if key not in procs:
+                    port = free_port()
+                    procs[key] = (
+                        Process(SERVERS[n].command(model, port, WORK), WORK / "logs" / f"{key}-{model.key}.log"),
+                        port,
+                    )
+            live: dict[str, tuple[str, Process]] = {}
+            for n in names:
+                proc, port = procs[SERVERS[n].process_key or n]
+                url = SERVERS[n].url(model, port)
+                problem = wait_and_check(SERVERS[n], url, model, proc)
+                if problem:
+                    print(f"  {n} {model.label}: SKIPPED, {problem}", flush=True)
+                    results.update({f"{n}|{model.key}|{r}|{c}": {"error": problem} for r in (1, 100) for c in (1, 16)})
+                else:
+                    live[n] = (url, proc)
+            for rows in (1, 100):
+                scripts = {n: _script(n, model, rows) for n in live}
+                for n, (url, _) in live.items():
+                    run_wrk(wrk, url, scripts[n], 16, args.warmup)  # warm-up
+                for conns in (1, 16):
+                    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in live}
+                    for _ in range(args.rounds):
+                        for n, (url, proc) in live.items():
+                            cpu0 = proc.cpu_seconds()
+                            r = run_wrk(wrk, url, scripts[n], conns, args.duration)
+                            r["cpu_us"] = (proc.cpu_seconds() - cpu0) / max(1, r["requests"]) * 1e6
+                            runs[n].append(r)
+                    for n, rounds in runs.items():
+                        cell = {
+                            k: statistics.median(r[k] for r in rounds) for k in ("rps", "p50_us", "p99_us", "cpu_us")
+                        }
+                        cell["errors"] = sum(r["non2xx"] + r["socket_errors"] for r in rounds)
+                        results[f"{n}|{model.key}|{rows}|{conns}"] = cell
+                        print(f"  {n:13} {model.label:5} {rows:3} rows c={conns:<2} {cell['rps']:9.0f} req/s  "
+                              f"p50 {cell['p50_us'] / 1000:6.2f} ms  cpu {cell['cpu_us']:7.0f} us/req  "
+                              f"errors {cell['errors']}", flush=True)  # fmt: skip
+        finally:
+            for proc, _ in procs.values():
                 proc.stop()
     return results
 
 
-def measure_server(
-    args: argparse.Namespace, wrk: str, name: str, model: Model, port: int, proc: Process
-) -> dict[str, Any]:
-    server = SERVERS[name]
-    url = server.url(model, port)
-    problem = wait_and_check(server, url, model, proc)
-    out: dict[str, Any] = {}
-    if problem:
-        print(f"  {name} {model.label}: SKIPPED, {problem}", flush=True)
-        return {f"{name}|{model.key}|{rows}|{c}": {"error": problem} for rows in (1, 100) for c in (1, 16)}
-    for rows in (1, 100):
-        body = WORK / "bodies" / f"{name}-{model.key}-{rows}.json"
-        body.parent.mkdir(parents=True, exist_ok=True)
-        body.write_text(json.dumps(server.body(model.X[:rows])))
-        script = body.with_suffix(".lua")
-        script.write_text(WRK_SCRIPT % {"body": body})
-        run_wrk(wrk, url, script, 16, args.warmup)  # warm-up
-        for conns in (1, 16):
-            rounds = []
-            for _ in range(args.rounds):
-                cpu0 = proc.cpu_seconds()
-                r = run_wrk(wrk, url, script, conns, args.duration)
-                r["cpu_us"] = (proc.cpu_seconds() - cpu0) / max(1, r["requests"]) * 1e6
-                rounds.append(r)
-            cell = {k: statistics.median(r[k] for r in rounds) for k in ("rps", "p50_us", "p99_us", "cpu_us")}
-            cell["errors"] = sum(r["non2xx"] + r["socket_errors"] for r in rounds)
-            out[f"{name}|{model.key}|{rows}|{conns}"] = cell
-            print(f"  {name:13} {model.label:5} {rows:3} rows c={conns:<2} {cell['rps']:9.0f} req/s  "
-                  f"p50 {cell['p50_us'] / 1000:6.2f} ms  cpu {cell['cpu_us']:7.0f} us/req  "
-                  f"errors {cell['errors']}", flush=True)  # fmt: skip
-    return out
+def _script(name: str, model: Model, rows: int) -> Path:
+    body = WORK / "bodies" / f"{name}-{model.key}-{rows}.json"
+    body.parent.mkdir(parents=True, exist_ok=True)
+    body.write_text(json.dumps(SERVERS[name].body(model.X[:rows])))
+    script = body.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT % {"body": body})
+    return script
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -563,14 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server, model and payload")
-    p.add_argument("--rounds", type=int, default=1, help="runs per cell (medians reported)")
-    p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-ups")
+    p.add_argument("--rounds", type=int, default=3, help="runs per cell (medians reported)")
+    p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-ups, 1 round")
     p.add_argument("--servers", default=DEFAULT_SERVERS, help=f"any of {', '.join(SERVERS)}")
     p.add_argument("--models", default="lr,rf", help="lr, rf or both")
     p.add_argument("--skip-install", action="store_true", help="do not install missing peers")
     args = p.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup = 3.0, 1.0
+        args.duration, args.warmup, args.rounds = 3.0, 1.0, 1
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:

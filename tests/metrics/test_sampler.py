@@ -46,13 +46,14 @@ def test_points_from_counters_scrapes_and_usage(replica: tuple[Echo, str]) -> No
     store = MetricsStore()
     runtime = _runtime_with("d1")
     name = runtime.observe("d1")[0].name
-    targets = {"d1": [(name, address)]}
+    targets: dict[str, list[tuple[str, str, float | None]]] = {}
     sampler = Sampler(store, runtime, lambda: targets)
+    targets["d1"] = [(name, address, sampler.since - 3600.0)]
 
     async def scenario() -> None:
         await sampler.start()
         try:
-            # The replica ran before this server: what it answered then is not this interval's work.
+            # The replica ran before this sampler: what it answered then is not this interval's work.
             echo.predictions = 500
             stats = store.stats("d1")
             stats.record(200, 0.002)  # the gateway's counters start with the process: counted
@@ -90,14 +91,14 @@ def test_traffic_before_a_deployments_first_sample_is_counted(replica: tuple[Ech
     replica that appeared after the first tick counts all its predictions."""
     echo, address = replica
     store = MetricsStore()
-    targets: dict[str, list[tuple[str, str]]] = {}
+    targets: dict[str, list[tuple[str, str, float | None]]] = {}
     sampler = Sampler(store, FakeRuntime(), lambda: targets)
 
     async def scenario() -> None:
         await sampler.start()
         try:
             await sampler.sample_once(now=2000.0)
-            targets["new"] = [("new-g1-r0", address)]
+            targets["new"] = [("new-g1-r0", address, sampler.since + 1.0)]
             for _ in range(22):
                 store.stats("new").record(200, 0.003)
             echo.predictions = 27
@@ -113,7 +114,7 @@ def test_traffic_before_a_deployments_first_sample_is_counted(replica: tuple[Ech
 def test_deployments_that_left_the_route_table_are_forgotten() -> None:
     store = MetricsStore()
     store.stats("gone").record(200, 0.01)
-    targets: dict[str, list[tuple[str, str]]] = {"kept": []}
+    targets: dict[str, list[tuple[str, str, float | None]]] = {"kept": []}
     sampler = Sampler(store, FakeRuntime(), lambda: targets)
 
     async def scenario() -> None:
@@ -132,7 +133,7 @@ def test_an_unreachable_replica_leaves_a_gap_not_an_error() -> None:
     from gateway.gw_support import closed_address
 
     store = MetricsStore()
-    targets = {"d1": [("r0", closed_address()), ("r1", "fake:r1")]}
+    targets = {"d1": [("r0", closed_address(), None), ("r1", "fake:r1", None)]}
     sampler = Sampler(store, FakeRuntime(), lambda: targets, scrape_timeout_s=1.0)
 
     async def scenario() -> None:

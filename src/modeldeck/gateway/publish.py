@@ -36,6 +36,7 @@ class RoutePublisher:
             stopped, private, desired = dep.stopped, dep.endpoint_access == "private", dep.replicas
             clients = {c.token_hash: c.name for c in dep.clients} if private else {}
         ready = tuple((r.name, r.address) for r in replicas if r.ready and r.address)
+        started = {r.name: r.started_at.timestamp() for r in replicas if r.started_at is not None}
         return Route(
             deployment_id=deployment_id,
             state="stopped" if stopped else ("ok" if ready else "not_ready"),
@@ -43,4 +44,5 @@ class RoutePublisher:
             private=private,
             clients=clients,
             desired=0 if stopped else desired,
+            started=started,
         )

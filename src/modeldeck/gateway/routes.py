@@ -26,6 +26,7 @@ class Route:
     private: bool = False
     clients: Mapping[str, str] = field(default_factory=dict)  # sha256 hex of token -> client name
     desired: int = 0  # replicas the spec asks for (0 when stopped)
+    started: Mapping[str, float] = field(default_factory=dict)  # replica name -> unix start time, if known
 
 
 class Entry:
@@ -96,6 +97,9 @@ class RouteTable:
     def ids(self) -> list[str]:
         return [e.deployment_id for e in list(self._entries.values())]
 
-    def targets(self) -> dict[str, list[tuple[str, str]]]:
-        """Deployment -> its ready replicas (for the metrics sampler)."""
-        return {e.deployment_id: list(e.route.replicas) for e in list(self._entries.values())}
+    def targets(self) -> dict[str, list[tuple[str, str, float | None]]]:
+        """Deployment -> (name, address, start time) of its ready replicas (for the metrics sampler)."""
+        return {
+            e.deployment_id: [(name, addr, e.route.started.get(name)) for name, addr in e.route.replicas]
+            for e in list(self._entries.values())
+        }

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS_METRIC = "modeldeck_model_predictions_total"
 
-# deployment id -> (replica name, "host:port") of its ready replicas
-Targets = Callable[[], Mapping[str, Sequence[tuple[str, str]]]]
+# deployment id -> (replica name, "host:port", unix start time or None) of its ready replicas
+Target = tuple[str, str, float | None]
+Targets = Callable[[], Mapping[str, Sequence[Target]]]
 
 
 def parse_counter(text: str, metric: str) -> float | None:
@@ -67,6 +68,7 @@ class Sampler:
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
+        self.since = time.time()  # replicas started before this moment may have history of their own
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self.scrape_timeout_s, trust_env=False)
@@ -100,18 +102,17 @@ class Sampler:
         scraped = await self._scrape(targets)
         now = time.time() if now is None else now
         # The gateway's counters start at zero with this process, so a deployment's first interval is
-        # cut from zero. Replica counters may predate it: those seen at the first tick are a baseline.
+        # cut from zero.
         start = self._last_tick if self._last_tick is not None else now - self.interval_s
-        first_tick = self._last_tick is None
         for dep in ids:
             series = self.store.series.get(dep)
             if series is None:
                 series = self.store.series[dep] = Series(last_fine_t=start, last_coarse_t=start)
-            series.predictions += self._prediction_delta(dep, scraped.get(dep, {}), baseline=first_tick)
+            series.predictions += self._prediction_delta(dep, scraped.get(dep, {}))
             self._cut(series, dep, usage.get(dep, {}), now)
         self.store.replica_usage = usage
         self._last_tick = now
-        live = {(dep, name) for dep, reps in targets.items() for name, _ in reps}
+        live = {(dep, name) for dep, reps in targets.items() for name, _, _ in reps}
         self._last_scraped = {k: v for k, v in self._last_scraped.items() if k in live}
 
     def _usage(self, ids: Iterable[str]) -> dict[str, dict[str, ReplicaPoint]]:
@@ -127,13 +128,16 @@ class Sampler:
             }
         return result
 
-    async def _scrape(self, targets: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, dict[str, float]]:
-        jobs = [(dep, name, addr) for dep, reps in targets.items() for name, addr in reps]
-        values = await asyncio.gather(*(self._scrape_one(addr) for _, _, addr in jobs))
-        result: dict[str, dict[str, float]] = {}
-        for (dep, name, _), value in zip(jobs, values, strict=True):
+    async def _scrape(
+        self, targets: Mapping[str, Sequence[Target]]
+    ) -> dict[str, dict[str, tuple[float, float | None]]]:
+        """deployment -> replica -> (prediction counter, replica start time)."""
+        jobs = [(dep, target) for dep, reps in targets.items() for target in reps]
+        values = await asyncio.gather(*(self._scrape_one(target[1]) for _, target in jobs))
+        result: dict[str, dict[str, tuple[float, float | None]]] = {}
+        for (dep, (name, _, started)), value in zip(jobs, values, strict=True):
             if value is not None:
-                result.setdefault(dep, {})[name] = value
+                result.setdefault(dep, {})[name] = (value, started)
         return result
 
     async def _scrape_one(self, address: str) -> float | None:
@@ -146,13 +150,15 @@ class Sampler:
             return None
         return parse_counter(resp.text, PREDICTIONS_METRIC)
 
-    def _prediction_delta(self, dep: str, values: Mapping[str, float], *, baseline: bool) -> int:
+    def _prediction_delta(self, dep: str, values: Mapping[str, tuple[float, float | None]]) -> int:
         delta = 0.0
-        for name, value in values.items():
+        for name, (value, started) in values.items():
             before = self._last_scraped.get((dep, name))
             if before is None:
-                # A new replica started after the previous tick: all it answered is new.
-                delta += 0 if baseline else value
+                # First sight. A replica started while this sampler runs has answered nothing we counted:
+                # all of it is new. One that predates it (a pod that outlived a server restart, or an
+                # unknown start time) is a baseline.
+                delta += value if started is not None and started >= self.since else 0
             else:
                 delta += value - before if value >= before else value  # went down: it restarted
             self._last_scraped[(dep, name)] = value
