@@ -144,6 +144,8 @@ def server(tmp_path: Path, iris_model: tuple[Path, Any, Any]) -> Iterator[Server
         "MODELDECK_RESYNC_INTERVAL_S": "0.5",
         "MODELDECK_DRAIN_GRACE_S": "5",
         "MODELDECK_READINESS_TIMEOUT_S": "60",
+        # An administrator-mapped image whose command does not exist on this machine.
+        "MODELDECK_IMAGE_COMMANDS": '{"acme/broken-server": ["/nonexistent/acme-serve", "--port", "{port}"]}',
     }
     env.pop("MODELDECK_DATABASE_URL", None)
     srv = Server(data_dir=tmp_path / "data", model_root=root, port=free_port(), env=env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -86,6 +87,7 @@ def test_lifecycle_predict_logs_metrics(server: Server, iris_model: tuple[Any, A
     [
         ({"model_uri": "file://{root}/does-not-exist"}, "ModelLoadFailed"),
         ({"model_uri": "file://{root}/crashing", "image": "modeldeck/python-server:latest"}, "CrashLoop"),
+        ({"image": "acme/broken-server:1.0"}, "ImageNotRunnable"),
     ],
 )
 def test_failures_reach_failed(server: Server, overrides: dict[str, str], reason: str) -> None:
@@ -98,6 +100,20 @@ def test_failures_reach_failed(server: Server, overrides: dict[str, str], reason
     setup_group(server)
     body = {k: v.format(root=server.model_root) for k, v in overrides.items()}
     dep = create(server, **body)
+    t0 = time.monotonic()
     failed = server.wait_status(dep["id"], "Failed", timeout=60)
+    assert time.monotonic() - t0 < 60
     assert failed["reason"] == reason, failed
     assert failed["message"], failed
+
+
+def test_unknown_image_refused_at_create(server: Server) -> None:
+    setup_group(server)
+    resp = server.api("POST", "/deployments", json={
+        "name": "other", "group": "team", "instance_type": "small", "replicas": 1, "image": "example/tf-serving:2",
+    })
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "IMAGE_NOT_RUNNABLE"
+    assert "modeldeck/sklearn-server" in error["message"] and "acme/broken-server" in error["message"]
+    assert server.api("GET", "/deployments").json()["total"] == 0
