@@ -587,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown servers {unknown}; choose from {', '.join(SERVERS)}")
     if len(os.sched_getaffinity(0)) < 2:
         print("warning: fewer than 2 CPUs; server and load generator will share one", file=sys.stderr)
+    # SIGTERM ends the run like Ctrl-C: the servers started so far are stopped (finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wrk = ensure_wrk()
     if not args.skip_install:
         ensure_peers({n.split("-")[0] for n in names})

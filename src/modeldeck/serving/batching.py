@@ -104,7 +104,8 @@ class Batcher:
         return fut
 
     async def call(self, fn: Callable[[], Any]) -> Any:
-        """Run a one-off call (a raw payload for custom code) where predictions run, after queued ones."""
+        """Run a one-off call (a raw payload for custom code) where predictions run: in the worker thread
+        when there is one (so custom code is never called concurrently), else inline."""
         if self._pool is not None:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         return fn()
