@@ -169,3 +169,14 @@ def setup_group(server: Server, *, max_deployments: int | None = None) -> None:
         "name": "small", "cpu": 0.5, "memory": "1Gi", "gpu": 0, "global": True,
     })
     assert resp.status_code == 201, resp.text
+
+
+def create(server: Server, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "name": "iris", "group": "team", "instance_type": "small", "replicas": 1,
+        "image": "modeldeck/sklearn-server:latest", "model_uri": f"file://{server.model_root}/iris",
+        **overrides,
+    }
+    resp = server.api("POST", "/deployments", json=body)
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())

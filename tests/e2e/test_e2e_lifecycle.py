@@ -8,20 +8,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from e2e_support import Server, replica_processes, setup_group, wait_for
+from e2e_support import Server, create, replica_processes, setup_group, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def create(server: Server, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "name": "iris", "group": "team", "instance_type": "small", "replicas": 1,
-        "image": "modeldeck/sklearn-server:latest", "model_uri": f"file://{server.model_root}/iris",
-        **overrides,
-    }
-    resp = server.api("POST", "/deployments", json=body)
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
 
 
 def test_lifecycle_predict_logs_metrics(server: Server, iris_model: tuple[Any, Any, np.ndarray]) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Server, replica_processes, setup_group, wait_for
-from test_lifecycle import create
+from e2e_support import Server, create, replica_processes, setup_group, wait_for
 
 pytestmark = pytest.mark.slow
 
