@@ -16,7 +16,7 @@ from modeldeck.deployments.tables import Deployment
 from modeldeck.groups.tables import Group
 from modeldeck.instance_types.tables import InstanceType
 from modeldeck.runtimes.base import Replica
-from modeldeck.runtimes.fake import FakeRuntime
+from modeldeck.runtimes.fake import FakeRuntime, fake_address
 
 DEP = "iris-abcde"
 
@@ -308,10 +308,10 @@ def test_hooks_called_on_change_only_and_their_errors_do_not_break_a_step(
     assert seen == []
     fake_runtime.set_ready(True)
     rec.reconcile_once(DEP)
-    assert seen == [("Deployed", [f"fake:{DEP}-g1-r0"])]
+    assert seen == [("Deployed", [fake_address(f"{DEP}-g1-r0")])]
     change_spec(platform.db, DEP, endpoint_access="private")  # the gateway must re-read the access mode
     rec.reconcile_once(DEP)
-    assert seen[1:] == [("Deployed", [f"fake:{DEP}-g1-r0"])]
+    assert seen[1:] == [("Deployed", [fake_address(f"{DEP}-g1-r0")])]
 
 
 def test_follower_observes_and_publishes_but_never_acts_or_writes(

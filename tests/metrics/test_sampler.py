@@ -11,7 +11,7 @@ from gateway.gw_support import Echo, serve
 from modeldeck.metrics.sampler import PREDICTIONS_METRIC, Sampler, parse_counter
 from modeldeck.metrics.store import MetricsStore
 from modeldeck.runtimes.base import ReplicaSpec
-from modeldeck.runtimes.fake import FakeRuntime
+from modeldeck.runtimes.fake import FakeRuntime, fake_address
 
 
 def test_parse_counter_sums_every_series_of_the_metric() -> None:
@@ -133,7 +133,7 @@ def test_an_unreachable_replica_leaves_a_gap_not_an_error() -> None:
     from gateway.gw_support import closed_address
 
     store = MetricsStore()
-    targets = {"d1": [("r0", closed_address(), None), ("r1", "fake:r1", None)]}
+    targets = {"d1": [("r0", closed_address(), None), ("r1", fake_address("r1"), None)]}
     sampler = Sampler(store, FakeRuntime(), lambda: targets, scrape_timeout_s=1.0)
 
     async def scenario() -> None:

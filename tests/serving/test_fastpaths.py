@@ -53,3 +53,8 @@ def test_a_fast_path_that_differs_is_not_used() -> None:
     assert fast_path(model, "predict_proba", 6, model.predict_proba) is not None
     assert fast_path(model, "predict_proba", 6, lambda X: model.predict_proba(X) * 1.000001) is None
     assert fast_path(model, "predict", 6, model.predict) is None
+
+
+def test_fast_paths_can_be_turned_off(tmp_path: Path) -> None:
+    joblib.dump(_fit(LogisticRegression(max_iter=500), 3), tmp_path / "model.joblib")
+    assert load(tmp_path, "sklearn", LoadOptions(fast_paths=False)).fast_path is None  # type: ignore[attr-defined]

@@ -12,12 +12,19 @@ Behaviour knobs (per deployment, or for every deployment when ``deployment_id`` 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from modeldeck.db import utcnow
 from modeldeck.runtimes.base import PermanentError, Replica, ReplicaSpec, ReplicaUsage, TemporaryError
+
+
+def fake_address(name: str) -> str:
+    """A loopback address nothing listens on: connecting fails at once (no DNS, no timeout)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"127.{digest[0]}.{digest[1]}.{digest[2] or 1}:9"
 
 
 @dataclass
@@ -52,13 +59,13 @@ class FakeRuntime:
             if ready:
                 for name, rep in self._replicas.items():
                     if rep.state == "starting" and deployment_id in (None, rep.deployment_id):
-                        self._replicas[name] = replace(rep, state="ready", address=f"fake:{name}")
+                        self._replicas[name] = replace(rep, state="ready", address=fake_address(name))
 
     def mark_ready(self, name: str) -> None:
         with self._lock:
             rep = self._replicas[name]
             if rep.state == "starting":
-                self._replicas[name] = replace(rep, state="ready", address=f"fake:{name}")
+                self._replicas[name] = replace(rep, state="ready", address=fake_address(name))
 
     def fail_start(self, reason: str | None, message: str = "", deployment_id: str | None = None) -> None:
         with self._lock:
@@ -92,7 +99,7 @@ class FakeRuntime:
             for name, rep in self._replicas.items():
                 if rep.deployment_id == deployment_id and rep.state == "failed":
                     self._replicas[name] = replace(rep, state="ready", reason=None, message=None,
-                                                   address=f"fake:{name}")
+                                                   address=fake_address(name))
 
     def hold_termination(self, hold: bool) -> None:
         with self._lock:
@@ -129,7 +136,7 @@ class FakeRuntime:
             self._replicas[spec.name] = Replica(
                 name=spec.name, deployment_id=spec.deployment_id, version=spec.version, index=spec.index,
                 state="ready" if ready else "starting", started_at=utcnow(),
-                address=f"fake:{spec.name}" if ready else None, template=spec.template,
+                address=fake_address(spec.name) if ready else None, template=spec.template,
             )
             self._specs[spec.name] = spec
             self._logs.setdefault(spec.name, []).append(f"started {spec.name} image={spec.image}")

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=2048, help="rows per model call (1 turns batching off)")
     p.add_argument("--max-batch-wait-ms", type=float, default=2.0, help="longest wait for requests already arriving")
     p.add_argument("--predict-in-thread", default="auto", choices=("auto", "yes", "no"))
+    p.add_argument(
+        "--no-fast-paths",
+        action="store_true",
+        help="always call scikit-learn's own predict_proba (fast paths are verified identical at load)",
+    )
     p.add_argument("--max-body-mb", type=float, default=64.0)
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to finish requests on SIGTERM")
     return p
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_size=args.max_batch_size,
         max_batch_wait_ms=max(0.0, args.max_batch_wait_ms),
         predict_in_thread=args.predict_in_thread,
+        fast_paths=not args.no_fast_paths,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         graceful_timeout_s=args.graceful_timeout,
     )

@@ -20,5 +20,6 @@ class ServeConfig:
     max_batch_size: int = 2048
     max_batch_wait_ms: float = 2.0
     predict_in_thread: str = "auto"  # auto | yes | no
+    fast_paths: bool = True
     max_body_bytes: int = 64 * 1024 * 1024
     graceful_timeout_s: float = 30.0

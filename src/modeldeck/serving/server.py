@@ -59,7 +59,7 @@ def _loader(cfg: ServeConfig) -> Predictor:
     log.info("fetching model %s", cfg.model_uri)
     path = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_roots)
     log.info("loading model from %s (flavor %s)", path, cfg.flavor)
-    options = LoadOptions(method=cfg.method, threads=cpu_threads(cfg.workers))
+    options = LoadOptions(method=cfg.method, threads=cpu_threads(cfg.workers), fast_paths=cfg.fast_paths)
     return load(path, cfg.flavor, options, cfg.predict_in_thread)
 
 

@@ -34,6 +34,7 @@ class InputSpec:
 class LoadOptions:
     method: str = "auto"  # auto | predict | predict_proba (scikit-learn style models)
     threads: int = 1  # intra-op threads a native runtime may use (onnxruntime, xgboost, lightgbm)
+    fast_paths: bool = True  # verified fast paths for common scikit-learn models (flavors/fastpaths.py)
 
 
 def cpu_threads(workers: int) -> int:

@@ -34,7 +34,7 @@ class SklearnPredictor(Predictor):
     flavor = "sklearn"
     platform = "sklearn"
 
-    def __init__(self, model: Any, method: str) -> None:
+    def __init__(self, model: Any, method: str, fast_paths: bool = True) -> None:
         if method == "auto":
             method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         fn = getattr(model, method, None)
@@ -44,6 +44,7 @@ class SklearnPredictor(Predictor):
         self.method = method
         self._fn = fn
         self.fast_path: str | None = None
+        self._try_fast_path = fast_paths
         n = getattr(model, "n_features_in_", None)
         names = getattr(model, "feature_names_in_", None)
         feature_names = tuple(str(x) for x in names) if names is not None else None
@@ -79,7 +80,7 @@ class SklearnPredictor(Predictor):
         except Exception:
             self._generic()  # takes something else than numbers (a text or categorical pipeline)
             return
-        if self.fast_path is None:
+        if self._try_fast_path and self.fast_path is None:
             fast = fast_path(self.model, self.method, n, self._fn)
             if fast is not None:
                 self._fn = fast
@@ -109,4 +110,4 @@ def load(path: Path, options: LoadOptions) -> Predictor:
         raise ModelLoadError(f"cannot unpickle {f.name}: {type(e).__name__}: {e}") from e
     if options.method not in ("auto", "predict", "predict_proba", "decision_function"):
         raise ModelLoadError(f"unknown method {options.method!r}")
-    return SklearnPredictor(model, options.method)
+    return SklearnPredictor(model, options.method, options.fast_paths)
