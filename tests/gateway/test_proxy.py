@@ -168,6 +168,14 @@ def test_public_endpoint_strips_a_spoofed_user_and_passes_authorization(
     assert seen["authorization"] == "Bearer model"
 
 
+def test_console_session_cookie_never_reaches_the_model(gw: GatewayServer, http: httpx.Client, echo_a: Any) -> None:
+    gw.routes.update("pub", route("pub", echo_a[1]))
+    resp = http.get("/deployment/pub/echo", headers={"Cookie": "a=1; modeldeck_session=mds_secret; b=2"})
+    assert resp.json()["headers"]["cookie"] == "a=1; b=2"
+    resp = http.get("/deployment/pub/echo", headers={"Cookie": "modeldeck_session=mds_secret"})
+    assert "cookie" not in resp.json()["headers"]
+
+
 def test_unknown_stopped_and_not_ready(gw: GatewayServer, http: httpx.Client, echo_a: Any) -> None:
     resp = http.get("/deployment/nope-12345/api/v1.0/predictions")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "NOT_FOUND"

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 
+from modeldeck.auth.deps import SESSION_COOKIE
 from modeldeck.gateway.routes import Entry, RouteTable
 from modeldeck.gateway.upstream import (
     ConnectFailed,
@@ -37,9 +38,11 @@ _SKIP_REQUEST = frozenset(
     {
         b"host", b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te",
         b"trailer", b"transfer-encoding", b"upgrade", b"expect", b"content-length", b"x-forwarded-user",
-        b"authorization", b"x-forwarded-for",
+        b"authorization", b"x-forwarded-for", b"cookie",
     }
 )
+# The console's session cookie (Path=/) reaches /deployment/... too: a model's code must never see it.
+_SESSION_COOKIE = SESSION_COOKIE.encode() + b"="
 _STALE_RETRIES = 3
 _JSON = (b"content-type", b"application/json")
 _CHALLENGE = (b"www-authenticate", b'Basic realm="modeldeck"')
@@ -101,6 +104,12 @@ class Gateway:
                         return await _error(send, 400, "BAD_REQUEST", "invalid content-length")
                 elif name == b"x-forwarded-for":
                     forwarded_for = value + b", "
+                elif name == b"cookie":
+                    kept = b"; ".join(
+                        c for c in (p.strip() for p in value.split(b";")) if c and not c.startswith(_SESSION_COOKIE)
+                    )
+                    if kept:
+                        lines += (b"cookie: ", kept, b"\r\n")
                 continue
             lines += (name, b": ", value, b"\r\n")
         if entry.private:

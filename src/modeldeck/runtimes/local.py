@@ -363,7 +363,8 @@ class LocalRuntime:
             try:
                 rep, proc = Supervised.from_record(record)
             except (KeyError, TypeError, ValueError):
-                log.warning("ignoring an unreadable replica record: %r", record)
+                # The record holds the deployment's env: name it, never print it.
+                log.warning("ignoring an unreadable replica record: %s", record.get("name", "?"))
                 continue
             if proc is None and rep.terminating:
                 self._remove(rep)

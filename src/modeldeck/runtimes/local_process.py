@@ -158,7 +158,10 @@ class RecordStore:
     def save(self, name: str, record: dict[str, Any]) -> None:
         path = self.root / f"{name}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, sort_keys=True))
+        # Owner-only: the record holds the deployment's env, which may carry credentials.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record, sort_keys=True))
         os.replace(tmp, path)
 
     def delete(self, name: str) -> None:

@@ -176,7 +176,8 @@ class Batcher:
             try:
                 out = await self._call(item.X, item.names)
             except Exception as e:
-                item.fut.set_exception(e)
+                if not item.fut.done():  # cancelled meanwhile: its neighbours must still get answers
+                    item.fut.set_exception(e)
                 return
             if not item.fut.done():
                 item.fut.set_result(out)
