@@ -104,71 +104,74 @@ class ServingApp:
     # -- predictions (the hot path) --------------------------------------------------------------
 
     async def _predict_v1(self, scope: Scope, receive: Receive, send: Send) -> None:
-        t0 = time.perf_counter()
-        rows = 0
-        if scope["method"] != "POST":
-            code, out = 405, seldon.error(405, "use POST")
-        elif not self.ready:
-            code, out = 503, seldon.error(503, "model not loaded yet")
-        else:
-            p, b, enc = self.predictor, self.batcher, self._v1
-            assert p is not None and b is not None and enc is not None
-            b.coming += 1
-            coming = True
-            try:
-                req = seldon.decode(await self._body(receive), p.spec, p.accepts_raw)
-                b.coming -= 1
-                coming = False
-                if req.kind in _RAW:
-                    result = await b.call(lambda: p.predict_raw(req.X, req.names, req.meta))
-                    out, rows = enc.encode_raw(result), 1
-                else:
-                    X = reorder(req.X, req.names, p.spec, self._name_idx)
-                    outs = await b.submit(X, None if p.spec.feature_names else req.names)
-                    out, rows = enc.encode(req.kind, outs[p.primary_output]), X.shape[0] if X.ndim else 1
-                code = 200
-            except BadRequest as e:
-                code, out = e.status, seldon.error(e.status, str(e))
-            except Exception as e:
-                code, message = _model_error(e)
-                out = seldon.error(code, message)
-            finally:
-                if coming:
-                    b.coming -= 1
-        await _reply(send, code, out)
-        self.metrics.request(0, code, time.perf_counter() - t0, rows)
+        await self._predict(scope, receive, send, 0, seldon.error, self._decode_v1, self._answer_v1)
 
     async def _infer_v2(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._predict(scope, receive, send, 1, oip.error, self._decode_v2, self._answer_v2)
+
+    async def _predict(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        protocol: int,
+        error: Callable[[int, str], bytes],
+        decode: Callable[[bytes], Any],
+        answer: Callable[[Any], Awaitable[tuple[bytes, int]]],
+    ) -> None:
+        """One request cycle for both protocols: decode, one batched predict, encode, count."""
         t0 = time.perf_counter()
         rows = 0
         if scope["method"] != "POST":
-            code, out = 405, oip.error(405, "use POST")
+            code, out = 405, error(405, "use POST")
         elif not self.ready:
-            code, out = 503, oip.error(503, "model not loaded yet")
+            code, out = 503, error(503, "model not loaded yet")
         else:
-            p, b, enc = self.predictor, self.batcher, self._v2
-            assert p is not None and b is not None and enc is not None
-            b.coming += 1
-            coming = True
+            batcher = self.batcher
+            assert batcher is not None
+            batcher.coming += 1  # lets the batcher wait for this request while it is being decoded
             try:
-                req = oip.decode(await self._body(receive), p.spec)
-                b.coming -= 1
-                coming = False
-                which = enc.select(req.outputs)
-                X = reorder(req.X, req.names, p.spec, self._name_idx)
-                outs = await b.submit(X, None if p.spec.feature_names else req.names)
-                out, rows = enc.encode(outs, req.id, which), X.shape[0] if X.ndim else 1
+                try:
+                    req = decode(await self._body(receive))
+                finally:
+                    batcher.coming -= 1
+                out, rows = await answer(req)
                 code = 200
             except BadRequest as e:
-                code, out = e.status, oip.error(e.status, str(e))
+                code, out = e.status, error(e.status, str(e))
             except Exception as e:
                 code, message = _model_error(e)
-                out = oip.error(code, message)
-            finally:
-                if coming:
-                    b.coming -= 1
+                out = error(code, message)
         await _reply(send, code, out)
-        self.metrics.request(1, code, time.perf_counter() - t0, rows)
+        self.metrics.request(protocol, code, time.perf_counter() - t0, rows)
+
+    def _decode_v1(self, body: bytes) -> seldon.V1Request:
+        p = self.predictor
+        assert p is not None
+        return seldon.decode(body, p.spec, p.accepts_raw)
+
+    async def _answer_v1(self, req: seldon.V1Request) -> tuple[bytes, int]:
+        p, b, enc = self.predictor, self.batcher, self._v1
+        assert p is not None and b is not None and enc is not None
+        if req.kind in _RAW:
+            result = await b.call(lambda: p.predict_raw(req.X, req.names, req.meta))
+            return enc.encode_raw(result), 1
+        X = reorder(req.X, req.names, p.spec, self._name_idx)
+        outs = await b.submit(X, None if p.spec.feature_names else req.names)
+        return enc.encode(req.kind, outs[p.primary_output]), X.shape[0] if X.ndim else 1
+
+    def _decode_v2(self, body: bytes) -> oip.V2Request:
+        p = self.predictor
+        assert p is not None
+        return oip.decode(body, p.spec)
+
+    async def _answer_v2(self, req: oip.V2Request) -> tuple[bytes, int]:
+        p, b, enc = self.predictor, self.batcher, self._v2
+        assert p is not None and b is not None and enc is not None
+        which = enc.select(req.outputs)
+        X = reorder(req.X, req.names, p.spec, self._name_idx)
+        outs = await b.submit(X, None if p.spec.feature_names else req.names)
+        return enc.encode(outs, req.id, which), X.shape[0] if X.ndim else 1
 
     async def _body(self, receive: Receive) -> bytes:
         msg = await receive()
