@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from modeldeck.deployments.tables import Deployment
-from modeldeck.errors import GroupDisabled, NotFound, QuotaExceeded
+from modeldeck.errors import Conflict, GroupDisabled, NotFound, QuotaExceeded
 from modeldeck.groups.tables import Group
 from modeldeck.instance_types.tables import InstanceType
 from modeldeck.quantities import format_memory
@@ -55,6 +55,20 @@ def group_usage(session: Session, group_id: int, *, exclude: str | None = None) 
         query = query.where(Deployment.id != exclude)
     count, cpu, memory, gpu = session.execute(query).one()
     return Usage(deployments=int(count), cpu=float(cpu), memory=int(memory), gpu=int(gpu))
+
+
+def ensure_unused(
+    session: Session, *, column: InstrumentedAttribute[str | None], value: str, what: str, remedy: str
+) -> None:
+    """Refuse to delete what a running (not stopped) deployment refers to in ``column``."""
+    in_use = (
+        session.scalar(select(func.count(Deployment.id)).where(column == value, Deployment.stopped.is_(False)))
+        or 0
+    )
+    if in_use:
+        raise Conflict(
+            f"{what} {value!r} is used by {in_use} running deployment{'s' if in_use != 1 else ''}; {remedy}"
+        )
 
 
 def admit(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modeldeck.auth.deps import Caller
 from modeldeck.auth.schemas import is_name
+from modeldeck.deployments import quota
 from modeldeck.deployments.tables import Deployment
 from modeldeck.errors import Conflict, NotFound, ValidationFailed
 from modeldeck.groups import service as groups
@@ -129,17 +130,10 @@ def delete_instance_type(session: Session, *, name: str) -> None:
     it = find(session, name, for_update=True)
     if it is None:
         raise NotFound(f"instance type {name!r} not found")
-    in_use = (
-        session.scalar(
-            select(func.count(Deployment.id)).where(Deployment.instance_type == name, Deployment.stopped.is_(False))
-        )
-        or 0
+    quota.ensure_unused(
+        session, column=Deployment.instance_type, value=name, what="instance type",
+        remedy="stop them or move them to another instance type first",
     )
-    if in_use:
-        raise Conflict(
-            f"instance type {name!r} is used by {in_use} running deployment{'s' if in_use != 1 else ''}; "
-            "stop them or move them to another instance type first"
-        )
     session.delete(it)
 
 

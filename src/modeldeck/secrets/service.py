@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modeldeck.auth.deps import Caller
 from modeldeck.auth.schemas import is_name
+from modeldeck.deployments import quota
 from modeldeck.deployments.tables import Deployment
 from modeldeck.errors import Conflict, NotFound
 from modeldeck.secrets.crypto import encrypt_password
@@ -72,15 +73,8 @@ def delete_secret(session: Session, *, name: str) -> None:
     secret = find(session, name, for_update=True)
     if secret is None:
         raise NotFound(f"image pull secret {name!r} not found")
-    in_use = (
-        session.scalar(
-            select(func.count(Deployment.id)).where(Deployment.image_pull_secret == name, Deployment.stopped.is_(False))
-        )
-        or 0
+    quota.ensure_unused(
+        session, column=Deployment.image_pull_secret, value=name, what="image pull secret",
+        remedy="stop them or update them to another secret first",
     )
-    if in_use:
-        raise Conflict(
-            f"image pull secret {name!r} is used by {in_use} running deployment{'s' if in_use != 1 else ''}; "
-            "stop them or update them to another secret first"
-        )
     session.delete(secret)
