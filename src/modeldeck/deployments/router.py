@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import AfterValidator
+from sqlalchemy.orm import Session
 
 from modeldeck.auth.deps import CurrentUser, PlatformDep
+from modeldeck.context import Platform
 from modeldeck.deployments import clients, service
 from modeldeck.deployments.schemas import (
     ClientCreate,
@@ -51,6 +54,14 @@ def _view(platform: PlatformDep, dep: Deployment) -> dict[str, Any]:
     return deployment_view(dep, platform.settings.public_base_url)
 
 
+def _change(platform: Platform, write: Callable[[Session], Deployment], status: int = 200) -> Response:
+    """One transaction for a spec change; the controller is woken only once it has committed."""
+    with platform.db.write() as session:
+        view = _view(platform, write(session))
+    platform.wake(view["id"])
+    return _json(view, status)
+
+
 def _history_view(entry: DeploymentVersion) -> dict[str, Any]:
     return {
         "version": entry.version,
@@ -84,11 +95,7 @@ def list_deployments(
 
 @router.post("/deployments", status_code=201, response_model=DeploymentOut, responses=_WRITE_ERRORS)
 def create_deployment(body: DeploymentCreate, caller: CurrentUser, platform: PlatformDep) -> Response:
-    with platform.db.write() as session:
-        dep = service.create(session, platform=platform, caller=caller, body=body)
-        view = _view(platform, dep)
-    platform.wake(dep.id)
-    return _json(view, 201)
+    return _change(platform, lambda s: service.create(s, platform=platform, caller=caller, body=body), 201)
 
 
 @router.get("/deployments/{deployment_id}", response_model=DeploymentOut, responses=_ERRORS)
@@ -101,42 +108,33 @@ def get_deployment(deployment_id: DeploymentId, caller: CurrentUser, platform: P
 def update_deployment(
     deployment_id: DeploymentId, body: DeploymentUpdate, caller: CurrentUser, platform: PlatformDep
 ) -> Response:
-    with platform.db.write() as session:
-        dep = service.update(session, platform=platform, caller=caller, deployment_id=deployment_id, body=body)
-        view = _view(platform, dep)
-    platform.wake(deployment_id)
-    return _json(view)
+    return _change(
+        platform,
+        lambda s: service.update(s, platform=platform, caller=caller, deployment_id=deployment_id, body=body),
+    )
 
 
 @router.post("/deployments/{deployment_id}/stop", response_model=DeploymentOut, responses=_ERRORS)
 def stop_deployment(deployment_id: DeploymentId, caller: CurrentUser, platform: PlatformDep) -> Response:
-    with platform.db.write() as session:
-        view = _view(platform, service.stop(session, platform=platform, caller=caller,
-                                            deployment_id=deployment_id))
-    platform.wake(deployment_id)
-    return _json(view)
+    return _change(platform, lambda s: service.stop(s, platform=platform, caller=caller, deployment_id=deployment_id))
 
 
 @router.post("/deployments/{deployment_id}/start", response_model=DeploymentOut, responses=_WRITE_ERRORS)
 def start_deployment(deployment_id: DeploymentId, caller: CurrentUser, platform: PlatformDep) -> Response:
-    with platform.db.write() as session:
-        view = _view(platform, service.start(session, platform=platform, caller=caller,
-                                             deployment_id=deployment_id))
-    platform.wake(deployment_id)
-    return _json(view)
+    return _change(
+        platform, lambda s: service.start(s, platform=platform, caller=caller, deployment_id=deployment_id)
+    )
 
 
 @router.post("/deployments/{deployment_id}/rollback", response_model=DeploymentOut, responses=_WRITE_ERRORS)
 def rollback_deployment(
     deployment_id: DeploymentId, body: RollbackRequest, caller: CurrentUser, platform: PlatformDep
 ) -> Response:
-    with platform.db.write() as session:
-        dep = service.rollback(
-            session, platform=platform, caller=caller, deployment_id=deployment_id, version=body.version
-        )
-        view = _view(platform, dep)
-    platform.wake(deployment_id)
-    return _json(view)
+    return _change(
+        platform,
+        lambda s: service.rollback(s, platform=platform, caller=caller, deployment_id=deployment_id,
+                                   version=body.version),
+    )
 
 
 @router.delete("/deployments/{deployment_id}", status_code=204, responses=_ERRORS)
